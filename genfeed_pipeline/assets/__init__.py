@@ -1,0 +1,1 @@
+"""The catalog's software-defined assets, in lineage order."""

@@ -1,0 +1,92 @@
+"""Discovery: fal's model list (with prices) and every endpoint's OpenAPI document."""
+
+from collections import Counter
+from datetime import datetime
+
+import dagster as dg
+from pydantic import Field
+
+from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
+from genfeed_pipeline.fal.source import describe_age
+from genfeed_pipeline.resources import FalCatalogResource
+
+CATALOG_GROUP = "fal_catalog"
+OWNERS = ["team:data"]
+
+
+class ModelListConfig(dg.Config):
+    """A manual refresh of chosen endpoints; every other model is carried forward unchanged."""
+
+    endpoint_ids: list[str] = Field(default_factory=list)
+
+
+class SchemaFetchConfig(dg.Config):
+    """`full_refresh` fetches every schema again, ignoring the incremental skip."""
+
+    full_refresh: bool = False
+
+
+def source_metadata(source: str, as_of: datetime, notes: list[str]) -> dict[str, dg.MetadataValue]:
+    return {
+        "data_source": dg.MetadataValue.text(source),
+        "data_as_of": dg.MetadataValue.timestamp(as_of),
+        "data_age": dg.MetadataValue.text(describe_age(as_of)),
+        "notes": dg.MetadataValue.md("\n".join(f"- {note}" for note in notes) or "none"),
+    }
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    owners=OWNERS,
+    kinds={"python", "api"},
+    io_manager_key="catalog_io_manager",
+)
+def fal_model_list(
+    context: dg.AssetExecutionContext, config: ModelListConfig, fal: FalCatalogResource
+) -> dg.Output[CatalogListing]:
+    """Every endpoint fal lists (active and deprecated), fal's metadata verbatim, and its unit price.
+
+    Prices are fetched with the list because both are cheap calls made on every run; the expensive
+    part, the OpenAPI documents, is `fal_openapi_schemas`.
+    """
+    source = fal.catalog_source(context.log)
+    listing = source.load_listing(config.endpoint_ids or None)
+    by_category = Counter(endpoint.category or "unknown" for endpoint in listing.endpoints.values())
+    by_status = Counter(endpoint.status for endpoint in listing.endpoints.values())
+    metadata = {
+        "endpoints": dg.MetadataValue.int(len(listing.endpoints)),
+        "complete": dg.MetadataValue.bool(listing.complete),
+        "list_errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in listing.list_errors) or "none"),
+        "by_category": dg.MetadataValue.json(dict(by_category.most_common())),
+        "by_status": dg.MetadataValue.json(dict(by_status)),
+        "prices": dg.MetadataValue.json(listing.count_prices()),
+        "price_source": dg.MetadataValue.text(listing.price_source.value),
+        "http_requests": dg.MetadataValue.int(listing.http_requests),
+        "requested_endpoint_ids": dg.MetadataValue.json(listing.requested_endpoint_ids or []),
+        **source_metadata(listing.source.value, listing.as_of, listing.notes),
+    }
+    return dg.Output(listing, metadata=metadata)
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    owners=OWNERS,
+    kinds={"python", "api"},
+    io_manager_key="catalog_io_manager",
+)
+def fal_openapi_schemas(
+    context: dg.AssetExecutionContext,
+    config: SchemaFetchConfig,
+    fal: FalCatalogResource,
+    fal_model_list: CatalogListing,
+) -> dg.Output[SchemaSet]:
+    """The OpenAPI document of every listed endpoint; unchanged endpoints reuse their cached document."""
+    source = fal.catalog_source(context.log)
+    schemas = source.load_schemas(fal_model_list, full_refresh=config.full_refresh)
+    metadata = {
+        "endpoints": dg.MetadataValue.int(len(schemas.records)),
+        "by_status": dg.MetadataValue.json(schemas.count_by_status()),
+        "http_requests": dg.MetadataValue.int(schemas.http_requests),
+        **source_metadata(schemas.source.value, schemas.as_of, schemas.notes),
+    }
+    return dg.Output(schemas, metadata=metadata)

@@ -1,0 +1,42 @@
+"""The code location: every asset, check, job, schedule and resource, wired explicitly.
+
+The deployment (cloud or core) and the data source (live fal or offline) are chosen here and nowhere
+else, from the environment (see `genfeed_pipeline.settings`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from genfeed_pipeline.assets.discovery import fal_model_list, fal_openapi_schemas
+from genfeed_pipeline.io_manager import JsonAssetIOManager
+from genfeed_pipeline.jobs import refresh_fal_catalog
+from genfeed_pipeline.resources import FalApiResource, FalCatalogResource, FalSnapshotResource
+from genfeed_pipeline.settings import PipelineSettings
+
+
+def fal_resource(settings: PipelineSettings) -> FalCatalogResource:
+    cache_path = str(settings.cache_path)
+    if settings.offline:
+        return FalSnapshotResource(cache_path=cache_path)
+    return FalApiResource(
+        cache_path=cache_path,
+        api_key=dg.EnvVar(settings.fal_key_variable) if settings.fal_key_variable else None,
+        base_url=settings.fal_api_base_url,
+        openapi_url=settings.fal_openapi_url,
+    )
+
+
+def build_definitions(settings: PipelineSettings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[fal_model_list, fal_openapi_schemas],
+        jobs=[refresh_fal_catalog],
+        resources={
+            "fal": fal_resource(settings),
+            "catalog_io_manager": JsonAssetIOManager(base_dir=str(settings.asset_values_dir)),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(PipelineSettings.from_env())

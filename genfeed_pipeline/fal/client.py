@@ -1,0 +1,588 @@
+"""Client of fal's Platform API (`https://api.fal.ai/v1`) and of its per-endpoint queue schemas.
+
+Everything here is plain asyncio + httpx; the Dagster resources wrap it. Requests share one limit on
+requests in flight and one on requests per second, so schema and price batches can run side by side
+without exceeding either. Transient failures (429, 5xx, timeouts, dropped connections, truncated or
+non-JSON bodies) are retried with exponential backoff and jitter, honouring `Retry-After`.
+
+The API key is held as a `pydantic.SecretStr` and only ever placed in the `Authorization` header; no
+message this module builds contains a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from genfeed_pipeline.fal.models import (
+    FalErrorBody,
+    FalEstimate,
+    FalModelItem,
+    FalModelsPage,
+    FalPrice,
+    FalPricesPage,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
+DEFAULT_OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
+LIST_STATUSES = ("active", "deprecated")
+OPENAPI_EXPANSION = "openapi-3.0"
+FAL_ID_LIMIT = 50
+
+
+class FalClientSettings(BaseModel):
+    """How the client talks to fal. Every number here is configuration, not a constant."""
+
+    base_url: str = DEFAULT_API_BASE_URL
+    openapi_url: str = DEFAULT_OPENAPI_URL
+    list_page_size: int = Field(1000, ge=1)
+    schema_batch_size: int = Field(10, ge=1, le=FAL_ID_LIMIT)
+    price_batch_size: int = Field(50, ge=1, le=FAL_ID_LIMIT)
+    max_in_flight: int = Field(8, ge=1)
+    max_requests_per_second: float = Field(100.0, gt=0)
+    estimate_requests_per_second: float = Field(1.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_initial_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(30.0, ge=0)
+    max_retry_after_seconds: float = Field(120.0, ge=0)
+    progress_interval_seconds: float = Field(5.0, gt=0)
+
+
+class FalApiError(Exception):
+    """A request to fal that failed for good. The message names the request; never the key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: str,
+        status_code: int | None = None,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{request}: {message}")
+        self.request = request
+        self.status_code = status_code
+        self.error_type = error_type
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.status_code is None or self.status_code == 429 or self.status_code >= 500
+
+
+class FalUnreachableError(FalApiError):
+    """fal could not be reached at all (connection refused, DNS, timeouts), after retries."""
+
+
+@dataclass(frozen=True)
+class SchemaFetch:
+    """The outcome of fetching one endpoint's OpenAPI document."""
+
+    endpoint_id: str
+    document: dict[str, Any] | None
+    origin: str  # "expand", "queue_url" or "none"
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.document is None and self.error is not None
+
+
+@dataclass(frozen=True)
+class PriceFetch:
+    endpoint_id: str
+    price: FalPrice | None
+    outcome: str  # "priced", "no_price", "not_found", "failed"
+    error: str | None = None
+
+
+def _describe(method: str, url: httpx.URL | str, what: str) -> str:
+    return f"fal {method} {url} ({what})"
+
+
+class FalPlatformClient:
+    """Async client; use as `async with FalPlatformClient(settings, api_key) as fal: ...`."""
+
+    def __init__(
+        self,
+        settings: FalClientSettings | None = None,
+        api_key: SecretStr | str | None = None,
+    ) -> None:
+        self.settings = settings or FalClientSettings()
+        if isinstance(api_key, str):
+            api_key = SecretStr(api_key) if api_key.strip() else None
+        self._api_key = api_key
+        self._http: httpx.AsyncClient | None = None
+        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)
+        self._rate = AsyncLimiter(self.settings.max_requests_per_second, 1.0)
+        self._estimate_rate = AsyncLimiter(1, 1.0 / self.settings.estimate_requests_per_second)
+        self._schema_batch_size = self.settings.schema_batch_size
+        self.requests_sent = 0
+
+    @property
+    def has_key(self) -> bool:
+        return self._api_key is not None
+
+    async def __aenter__(self) -> FalPlatformClient:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=self.settings.max_in_flight,
+                max_keepalive_connections=self.settings.max_in_flight,
+            ),
+            headers={"Accept": "application/json", "User-Agent": "genfeed-pipeline"},
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self._api_key is None:
+            return {}
+        return {"Authorization": f"Key {self._api_key.get_secret_value()}"}
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: list[tuple[str, str]] | None,
+        json_body: Any,
+        authorized: bool,
+        limiter: AsyncLimiter,
+    ) -> Any:
+        assert self._http is not None, "use the client inside `async with`"
+        request = self._http.build_request(
+            method,
+            url,
+            params=params,
+            json=json_body,
+            headers=self._auth_headers() if authorized else None,
+        )
+        described = _describe(method, request.url, what)
+        async with self._in_flight:
+            await limiter.acquire()
+            self.requests_sent += 1
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                raise FalUnreachableError(f"{type(exc).__name__}: {exc}", request=described) from None
+        return self._decode(response, described)
+
+    @staticmethod
+    def _decode(response: httpx.Response, described: str) -> Any:
+        content_type = response.headers.get("content-type", "")
+        body: Any = None
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        if response.is_success:
+            if body is None or "json" not in content_type:
+                snippet = response.text[:80].replace("\n", " ")
+                raise FalApiError(
+                    f"HTTP {response.status_code} answer is not JSON (content-type {content_type!r}, "
+                    f"starts {snippet!r})",
+                    request=described,
+                    status_code=None,
+                    error_type="not_json",
+                )
+            return body
+        error_type, message = None, response.reason_phrase
+        if body is not None:
+            try:
+                detail = FalErrorBody.model_validate(body).error
+                error_type, message = detail.type or detail.code, detail.message
+            except ValidationError:
+                message = json.dumps(body)[:200]
+        raise FalApiError(
+            f"HTTP {response.status_code} {error_type or 'error'}: {message}",
+            request=described,
+            status_code=response.status_code,
+            error_type=error_type,
+            retry_after=retry_after,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: list[tuple[str, str]] | None = None,
+        json_body: Any = None,
+        authorized: bool = True,
+        limiter: AsyncLimiter | None = None,
+    ) -> Any:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, FalApiError) and exc.retryable),
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            reraise=True,
+            before_sleep=self._log_retry,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(
+                    method,
+                    url,
+                    what=what,
+                    params=params,
+                    json_body=json_body,
+                    authorized=authorized,
+                    limiter=limiter or self._rate,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_exponential_jitter(
+            initial=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
+        )(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, FalApiError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, backoff), self.settings.max_retry_after_seconds)
+        return backoff
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("retrying in %.2fs after attempt %d: %s", wait, state.attempt_number, exc)
+
+    # -- model list ---------------------------------------------------------------------------------
+
+    async def list_models(self, statuses: Sequence[str] = LIST_STATUSES) -> list[FalModelItem]:
+        """Every endpoint of fal's list, each exactly once.
+
+        List mode may answer with active endpoints only unless asked, so each status is listed on its
+        own (the chains run side by side) and the results are merged in list order.
+        """
+        chains = await asyncio.gather(*(self._list_status(status) for status in statuses))
+        merged: dict[str, FalModelItem] = {}
+        for items in chains:
+            for item in items:
+                merged.setdefault(item.endpoint_id, item)
+        return list(merged.values())
+
+    async def _list_status(self, status: str) -> list[FalModelItem]:
+        items: list[FalModelItem] = []
+        cursor: str | None = None
+        page = 1
+        while True:
+            params = [("limit", str(self.settings.list_page_size)), ("status", status)]
+            if cursor:
+                params.append(("cursor", cursor))
+            body = await self._request(
+                "GET",
+                f"{self.settings.base_url}/models",
+                what=f"model list, status={status}, page {page}",
+                params=params,
+            )
+            parsed = self._parse_page(body, f"model list, status={status}, page {page}")
+            items.extend(parsed.models)
+            if not parsed.has_more or not parsed.next_cursor:
+                return items
+            if parsed.next_cursor == cursor:
+                raise FalApiError(
+                    "the cursor did not advance", request=f"fal GET /models status={status} page {page}"
+                )
+            cursor = parsed.next_cursor
+            page += 1
+
+    async def find_models(self, endpoint_ids: Sequence[str]) -> list[FalModelItem]:
+        """The list items of chosen endpoints (fal's find mode), 50 ids a request."""
+        found: list[FalModelItem] = []
+        for batch in _chunks(endpoint_ids, FAL_ID_LIMIT):
+            what = f"find {len(batch)} chosen endpoints from {batch[0]}"
+            body = await self._request(
+                "GET",
+                f"{self.settings.base_url}/models",
+                what=what,
+                params=[("endpoint_id", endpoint_id) for endpoint_id in batch],
+            )
+            found.extend(self._parse_page(body, what).models)
+        return found
+
+    def _parse_page(self, body: Any, what: str) -> FalModelsPage:
+        if not isinstance(body, dict) or not isinstance(body.get("models"), list):
+            raise FalApiError("the answer has no `models` list", request=f"fal GET /models ({what})")
+        models: list[FalModelItem] = []
+        for raw in body["models"]:
+            try:
+                models.append(FalModelItem.model_validate(raw))
+            except ValidationError:
+                if isinstance(raw, dict) and isinstance(raw.get("endpoint_id"), str):
+                    # Malformed metadata: keep the endpoint, drop what could not be read.
+                    models.append(FalModelItem(endpoint_id=raw["endpoint_id"]))
+                else:
+                    log.warning("skipping a model list item without an endpoint_id (%s)", what)
+        has_more = bool(body.get("has_more"))
+        next_cursor = body.get("next_cursor") if isinstance(body.get("next_cursor"), str) else None
+        return FalModelsPage(models=models, next_cursor=next_cursor, has_more=has_more)
+
+    # -- schemas ------------------------------------------------------------------------------------
+
+    async def fetch_openapi(
+        self,
+        endpoint_ids: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, SchemaFetch]:
+        """OpenAPI documents by batches of ids with `expand=openapi-3.0`, batches in parallel.
+
+        A batch that fal rejects as too large is split (to the cap the error names, if any) and the
+        smaller size is kept for the rest of the run.
+        """
+        results: dict[str, SchemaFetch] = {}
+        batches = list(_chunks(endpoint_ids, self._schema_batch_size))
+
+        async def run(batch: list[str]) -> None:
+            fetched = await self._fetch_openapi_batch(batch)
+            results.update(fetched)
+            if progress:
+                progress(len(fetched))
+
+        await asyncio.gather(*(run(batch) for batch in batches))
+        return results
+
+    async def _fetch_openapi_batch(self, batch: list[str]) -> dict[str, SchemaFetch]:
+        if len(batch) > self._schema_batch_size:
+            parts = await asyncio.gather(
+                *(self._fetch_openapi_batch(part) for part in _chunks(batch, self._schema_batch_size))
+            )
+            return {k: v for part in parts for k, v in part.items()}
+        params = [("endpoint_id", endpoint_id) for endpoint_id in batch]
+        params.append(("expand", OPENAPI_EXPANSION))
+        what = f"schemas of {len(batch)} endpoints from {batch[0]}"
+        try:
+            body = await self._request("GET", f"{self.settings.base_url}/models", what=what, params=params)
+        except FalApiError as exc:
+            if exc.status_code == 400 and exc.error_type == "validation_error" and len(batch) > 1:
+                cap = _named_cap(str(exc))
+                smaller = cap if cap and cap < len(batch) else max(1, len(batch) // 2)
+                if smaller < self._schema_batch_size:
+                    log.warning("fal rejected %d ids per schema request; using %d", len(batch), smaller)
+                    self._schema_batch_size = smaller
+                return await self._fetch_openapi_batch(batch)
+            return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
+
+        try:
+            page = self._parse_page(body, what)
+        except FalApiError as exc:
+            return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
+        results: dict[str, SchemaFetch] = {}
+        fallbacks: list[str] = []
+        for item in page.models:
+            if item.endpoint_id not in batch:
+                continue
+            document = item.openapi
+            if _is_openapi_document(document):
+                results[item.endpoint_id] = SchemaFetch(item.endpoint_id, document, "expand")
+            else:
+                fallbacks.append(item.endpoint_id)
+        fallbacks.extend(eid for eid in batch if eid not in results and eid not in fallbacks)
+        if fallbacks:
+            fetched = await asyncio.gather(*(self.fetch_queue_openapi(eid) for eid in fallbacks))
+            results.update({fetch.endpoint_id: fetch for fetch in fetched})
+        return results
+
+    async def fetch_queue_openapi(self, endpoint_id: str) -> SchemaFetch:
+        """The per-endpoint queue document: the fallback when schema expansion fails."""
+        try:
+            body = await self._request(
+                "GET",
+                self.settings.openapi_url,
+                what=f"queue schema of {endpoint_id}",
+                params=[("endpoint_id", endpoint_id)],
+                authorized=False,
+            )
+        except FalApiError as exc:
+            if exc.status_code == 404:
+                return SchemaFetch(endpoint_id, None, "none")
+            return SchemaFetch(endpoint_id, None, "none", error=str(exc))
+        if not _is_openapi_document(body):
+            return SchemaFetch(
+                endpoint_id, None, "none", error=f"queue schema of {endpoint_id} is not an OpenAPI document"
+            )
+        return SchemaFetch(endpoint_id, body, "queue_url")
+
+    # -- prices -------------------------------------------------------------------------------------
+
+    async def fetch_prices(
+        self,
+        endpoint_ids: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, PriceFetch]:
+        """Prices by batches of at most 50 ids. Needs the key.
+
+        fal fails a whole batch with 404 when one id is unknown to it; such a batch is bisected so that
+        one bad id never costs the other prices.
+        """
+        if not self.has_key:
+            raise FalApiError("pricing needs an API key and none is set", request="fal GET /models/pricing")
+        results: dict[str, PriceFetch] = {}
+
+        async def run(batch: list[str]) -> None:
+            fetched = await self._fetch_price_batch(batch)
+            results.update(fetched)
+            if progress:
+                progress(len(fetched))
+
+        batches = _chunks(endpoint_ids, min(self.settings.price_batch_size, FAL_ID_LIMIT))
+        await asyncio.gather(*(run(batch) for batch in batches))
+        return results
+
+    async def _fetch_price_batch(self, batch: list[str]) -> dict[str, PriceFetch]:
+        what = (
+            f"prices of {len(batch)} endpoints from {batch[0]}" if len(batch) > 1 else f"price of {batch[0]}"
+        )
+        try:
+            body = await self._request(
+                "GET",
+                f"{self.settings.base_url}/models/pricing",
+                what=what,
+                params=[("endpoint_id", endpoint_id) for endpoint_id in batch],
+            )
+        except FalApiError as exc:
+            if exc.status_code == 404:
+                if len(batch) == 1:
+                    return {batch[0]: PriceFetch(batch[0], None, "not_found", error=str(exc))}
+                middle = len(batch) // 2
+                halves = await asyncio.gather(
+                    self._fetch_price_batch(batch[:middle]), self._fetch_price_batch(batch[middle:])
+                )
+                return {**halves[0], **halves[1]}
+            if exc.status_code in (401, 403):
+                raise
+            return {eid: PriceFetch(eid, None, "failed", error=str(exc)) for eid in batch}
+
+        results: dict[str, PriceFetch] = {}
+        try:
+            page = FalPricesPage.model_validate(body)
+        except ValidationError:
+            error = f"{_describe('GET', '/models/pricing', what)}: the answer has no `prices` list"
+            return {eid: PriceFetch(eid, None, "failed", error=error) for eid in batch}
+        wanted = set(batch)
+        for raw in page.prices:
+            endpoint_id = raw.get("endpoint_id") if isinstance(raw, dict) else None
+            if endpoint_id not in wanted:
+                continue
+            try:
+                results[endpoint_id] = PriceFetch(endpoint_id, FalPrice.model_validate(raw), "priced")
+            except ValidationError as exc:
+                reason = "; ".join(err["msg"] for err in exc.errors())
+                results[endpoint_id] = PriceFetch(
+                    endpoint_id, None, "failed", error=f"fal's price for {endpoint_id} is unusable: {reason}"
+                )
+        for endpoint_id in batch:
+            results.setdefault(endpoint_id, PriceFetch(endpoint_id, None, "no_price"))
+        return results
+
+    # -- estimates ----------------------------------------------------------------------------------
+
+    async def estimate(
+        self,
+        endpoints: dict[str, int | float | Decimal],
+        *,
+        estimate_type: str = "unit_price",
+    ) -> FalEstimate:
+        """`POST /models/pricing/estimate` for a few models on demand (fal allows about one a second).
+
+        `estimate_type="unit_price"` takes billing-unit quantities; `"historical_api_price"` takes
+        numbers of calls.
+        """
+        if estimate_type == "unit_price":
+            body = {k: {"unit_quantity": float(v)} for k, v in endpoints.items()}
+        elif estimate_type == "historical_api_price":
+            body = {k: {"call_quantity": int(v)} for k, v in endpoints.items()}
+        else:
+            raise ValueError(f"unknown estimate_type {estimate_type!r}")
+        answer = await self._request(
+            "POST",
+            f"{self.settings.base_url}/models/pricing/estimate",
+            what=f"{estimate_type} estimate for {', '.join(endpoints)}",
+            json_body={"estimate_type": estimate_type, "endpoints": body},
+            limiter=self._estimate_rate,
+        )
+        return FalEstimate.model_validate(answer)
+
+
+class ProgressLog:
+    """Logs "n of N" at a steady rate, never once per model."""
+
+    def __init__(self, what: str, total: int, interval_seconds: float, logger: logging.Logger = log) -> None:
+        self.what, self.total, self.done = what, total, 0
+        self._interval = interval_seconds
+        self._next = time.monotonic() + interval_seconds
+        self._log = logger
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._interval
+            self._log.info("%s: %d of %d", self.what, self.done, self.total)
+
+    def finish(self) -> None:
+        self._log.info("%s: %d of %d done", self.what, self.done, self.total)
+
+
+def run_sync(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
+    """Runs a coroutine from synchronous code (Dagster asset bodies, the command line)."""
+
+    async def runner() -> T:
+        return await coroutine_factory()
+
+    return asyncio.run(runner())
+
+
+def _chunks(items: Iterable[str], size: int) -> list[list[str]]:
+    items = list(items)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _named_cap(message: str) -> int | None:
+    match = re.search(r"(?:at most|maximum(?: of)?|up to|max(?:imum)?[: ]+)\s*(\d+)", message, re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _is_openapi_document(document: Any) -> bool:
+    return isinstance(document, dict) and "error" not in document and "paths" in document

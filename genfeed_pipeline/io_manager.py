@@ -1,0 +1,52 @@
+"""Stores asset values as gzipped JSON, one file per asset key.
+
+Values are dataclasses (or lists and dicts of them) serialised through pydantic's `TypeAdapter`, so a
+value written by one version of the code stays readable by the next, unlike a pickle of a class. File
+names come from the asset key only: fal endpoint ids (which contain `/` and are prefixes of one another)
+never become paths.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import TypeAdapter
+
+
+class JsonAssetIOManager(dg.ConfigurableIOManager):
+    base_dir: str
+
+    def _path(self, asset_key: dg.AssetKey) -> Path:
+        return Path(self.base_dir) / (".".join(asset_key.path) + ".json.gz")
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        path = self._path(context.asset_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = TypeAdapter(type(obj)).dump_json(obj)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as stream:
+                stream.write(payload)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        context.add_output_metadata({"stored_at": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        path = self._path(context.asset_key)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no stored value for asset {context.asset_key.to_user_string()} at {path}; "
+                "materialize it first"
+            )
+        with gzip.open(path, "rb") as stream:
+            payload = stream.read()
+        return TypeAdapter(context.dagster_type.typing_type).validate_json(payload)

@@ -1,0 +1,61 @@
+"""The pipeline's configuration, read from the environment in one place.
+
+Secrets are not read here: only the *name* of the variable that holds the fal key is recorded, so that
+the Dagster resources can bind it as an `EnvVar` and the key never appears in a snapshot or a log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL
+
+FAL_KEY_VARIABLES = ("FAL_KEY", "FAL_API_KEY")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+class Deployment(StrEnum):
+    CLOUD = "cloud"  # GenFeed's own fal key; resale prices keep the configured margin
+    CORE = "core"  # the user's own key; prices are fal's cost
+
+
+class PipelineSettings(BaseModel):
+    deployment: Deployment = Deployment.CLOUD
+    offline: bool = False
+    data_dir: Path
+    database_url: str
+    fal_api_base_url: str = DEFAULT_API_BASE_URL
+    fal_openapi_url: str = DEFAULT_OPENAPI_URL
+    fal_key_variable: str | None = None
+
+    @property
+    def cache_path(self) -> Path:
+        return self.data_dir / "fal_cache.sqlite3"
+
+    @property
+    def asset_values_dir(self) -> Path:
+        return self.data_dir / "asset_values"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("GENFEED_DATA_DIR") or Path.cwd() / ".genfeed").absolute()
+        deployment = (env.get("GENFEED_DEPLOYMENT") or Deployment.CLOUD.value).strip().lower()
+        if deployment not in Deployment.__members__.values():
+            raise ValueError(f"GENFEED_DEPLOYMENT must be 'cloud' or 'core', not {deployment!r}")
+        return cls(
+            deployment=Deployment(deployment),
+            offline=(env.get("GENFEED_OFFLINE") or "").strip().lower() in TRUE_WORDS,
+            data_dir=data_dir,
+            database_url=env.get("GENFEED_DATABASE_URL") or f"sqlite:///{data_dir / 'genfeed.sqlite3'}",
+            fal_api_base_url=(env.get("FAL_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
+            fal_openapi_url=env.get("FAL_OPENAPI_URL") or DEFAULT_OPENAPI_URL,
+            fal_key_variable=next(
+                (name for name in FAL_KEY_VARIABLES if (env.get(name) or "").strip()), None
+            ),
+        )
