@@ -138,7 +138,8 @@ class FalPlatformClient:
         self._http: httpx.AsyncClient | None = None
         self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)
         self._rate = AsyncLimiter(self.settings.max_requests_per_second, 1.0)
-        self._estimate_rate = AsyncLimiter(1, 1.0 / self.settings.estimate_requests_per_second)
+        # A margin over fal's own interval, so that network jitter never turns pacing into a 429.
+        self._estimate_rate = AsyncLimiter(1, 1.1 / self.settings.estimate_requests_per_second)
         self._schema_batch_size = self.settings.schema_batch_size
         self.requests_sent = 0
 
@@ -266,7 +267,7 @@ class FalPlatformClient:
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(
-            initial=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
+            multiplier=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
         )(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, FalApiError) and exc.retry_after is not None:

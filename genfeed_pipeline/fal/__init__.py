@@ -1,0 +1,1 @@
+"""fal.ai: the Platform API client, its cache, the bundled snapshot and the catalog sources."""

@@ -1,0 +1,86 @@
+"""Shared fixtures: the fal emulator over real HTTP, a private data directory, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genfeed_pipeline_tests.fal_emulator import EmulatedCatalog, EmulatorSettings, FalEmulator
+
+TEST_FAL_KEY = "fal-test-key-id:fal-test-key-secret-9f8e7d"
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def shared_dir() -> Path | None:
+    """`../shared` beside the repository (present on the developers' machines, absent in a user's clone)."""
+    configured = os.environ.get("GENFEED_SHARED_DIR")
+    path = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared"
+    return path if (path / "fal-data").is_dir() else None
+
+
+@pytest.fixture
+def fal_data_dir() -> Path:
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("../shared/fal-data is absent (a user's clone): this test reads the raw fal data")
+    return shared / "fal-data"
+
+
+@pytest.fixture(scope="session")
+def snapshot_catalog() -> EmulatedCatalog:
+    return EmulatedCatalog.from_snapshot()
+
+
+@pytest.fixture
+def fal_emulator(snapshot_catalog: EmulatedCatalog) -> Iterator[FalEmulator]:
+    """A fresh emulator serving a private copy of the bundled snapshot's catalog."""
+    with FalEmulator(
+        snapshot_catalog.scaled(len(snapshot_catalog.models)), EmulatorSettings(), api_key=TEST_FAL_KEY
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "genfeed-data"
+    path.mkdir()
+    return path
+
+
+def _postgres_unavailable(reason: str) -> None:
+    message = f"PostgreSQL is not reachable ({reason}); set GENFEED_TEST_POSTGRES_URL to run these tests"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    return os.environ.get("GENFEED_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL)
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    server = sa.make_url(postgres_server_url)
+    name = f"genfeed_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _postgres_unavailable(str(exc.orig).splitlines()[0])
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,117 @@
+"""The code location loads, says what it holds, and runs its job for real."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from genfeed_pipeline.definitions import build_definitions
+from genfeed_pipeline.fal.catalog import DataSource
+from genfeed_pipeline.settings import Deployment, PipelineSettings
+from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
+from genfeed_pipeline_tests.fal_emulator import FalEmulator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def settings_for(data_dir: Path, emulator: FalEmulator | None = None, **env: str) -> PipelineSettings:
+    environ = {"GENFEED_DATA_DIR": str(data_dir), **env}
+    if emulator is not None:
+        environ |= {"FAL_API_BASE_URL": emulator.base_url, "FAL_OPENAPI_URL": emulator.openapi_url}
+    else:
+        environ["GENFEED_OFFLINE"] = "1"
+    return PipelineSettings.from_env(environ)
+
+
+def test_package_exports_the_definitions() -> None:
+    from genfeed_pipeline import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} >= {
+        "fal_model_list",
+        "fal_openapi_schemas",
+    }
+    job = defs.resolve_job_def("refresh_fal_catalog")
+    assert job.tags["genfeed/pipeline"] == "catalog_refresh"
+
+
+def test_workspace_yaml_points_at_the_definitions_and_pyproject_does_not_override_it() -> None:
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    target = workspace["load_from"][0]["python_module"]
+    assert target["module_name"] == "genfeed_pipeline.definitions" and target["attribute"] == "defs"
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert "[tool.dagster]" not in pyproject and "[tool.dg" not in pyproject
+
+
+def test_dagster_cli_loads_the_code_location() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "GENFEED_OFFLINE": "1", "HOME": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_settings_choose_live_or_offline_and_never_read_the_key(tmp_path: Path) -> None:
+    offline = settings_for(tmp_path)
+    assert offline.offline and offline.deployment == Deployment.CLOUD
+    live = PipelineSettings.from_env({"FAL_API_KEY": "abc", "GENFEED_DEPLOYMENT": "core"})
+    assert live.fal_key_variable == "FAL_API_KEY" and live.deployment == Deployment.CORE
+    assert "abc" not in live.model_dump_json()
+    both = PipelineSettings.from_env({"FAL_KEY": "k1", "FAL_API_KEY": "k2"})
+    assert both.fal_key_variable == "FAL_KEY"
+
+
+def test_refresh_job_offline_runs_from_the_snapshot(tmp_path: Path) -> None:
+    defs = build_definitions(settings_for(tmp_path))
+    result = defs.resolve_job_def("refresh_fal_catalog").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    listing = result.output_for_node("fal_model_list")
+    assert listing.source == DataSource.SNAPSHOT and len(listing.endpoints) == 1182
+    metadata = result.asset_materializations_for_node("fal_model_list")[0].metadata
+    assert metadata["data_source"].value == "snapshot"
+    assert metadata["endpoints"].value == 1182
+
+
+def test_refresh_job_against_the_emulator_keeps_the_key_secret(
+    fal_emulator: FalEmulator, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("FAL_KEY", TEST_FAL_KEY)
+    defs = build_definitions(settings_for(tmp_path / "data", fal_emulator, FAL_KEY=TEST_FAL_KEY))
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        job = defs.resolve_job_def("refresh_fal_catalog")
+        result = job.execute_in_process(instance=instance)
+        assert result.success
+        listing = result.output_for_node("fal_model_list")
+        assert listing.source == DataSource.LIVE and listing.price_source == DataSource.LIVE
+        schemas = result.output_for_node("fal_openapi_schemas")
+        assert schemas.count_by_status()["fetched"] == 839
+
+        rerun = job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"fal_model_list": {"config": {"endpoint_ids": ["fal-ai/flux/dev"]}}}},
+        )
+        assert sorted(rerun.output_for_node("fal_model_list").endpoints) == ["fal-ai/flux/dev"]
+
+        secret = TEST_FAL_KEY.split(":")[1]
+        events = instance.all_logs(result.run_id) + instance.all_logs(rerun.run_id)
+        assert events
+        assert all(secret not in str(event) for event in events)
+        resource_snapshot = str(defs.get_repository_def().get_top_level_resources())
+        assert secret not in resource_snapshot
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            content = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+            assert secret.encode() not in content, path
