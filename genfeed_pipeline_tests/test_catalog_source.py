@@ -13,7 +13,7 @@ from genfeed_pipeline.fal.client import FalClientSettings
 from genfeed_pipeline.fal.snapshot import load_snapshot
 from genfeed_pipeline.fal.source import LiveCatalogSource, OfflineCatalogSource
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
-from genfeed_pipeline_tests.fal_emulator import Fault, FalEmulator
+from genfeed_pipeline_tests.fal_emulator import FalEmulator, Fault
 
 
 def live_source(emulator: FalEmulator, data_dir: Path, key: str | None = TEST_FAL_KEY) -> LiveCatalogSource:

@@ -10,7 +10,7 @@ import pytest
 
 from genfeed_pipeline.fal.client import FalApiError, FalClientSettings, FalPlatformClient
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
-from genfeed_pipeline_tests.fal_emulator import Fault, FalEmulator
+from genfeed_pipeline_tests.fal_emulator import FalEmulator, Fault
 
 FAST_RETRIES = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
 
@@ -156,7 +156,7 @@ def test_transient_failures_are_retried_then_succeed(fal_emulator: FalEmulator, 
     assert len(fal_emulator.requests) == 2 + fault_count, "two pages, plus one retry per injected fault"
     if fault.retry_after:
         failed = [r for r in fal_emulator.requests if r.status == 429]
-        retried = [r for r in fal_emulator.requests if r.status == 200][0]
+        retried = next(r for r in fal_emulator.requests if r.status == 200)
         assert retried.started - failed[-1].ended >= fault.retry_after * 0.9
 
 
