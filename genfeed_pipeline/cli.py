@@ -27,7 +27,10 @@ def _instance() -> dg.DagsterInstance:
 def _refresh(args: argparse.Namespace) -> int:
     from genfeed_pipeline.definitions import defs
 
-    run_config: dict = {"ops": {}}
+    run_config: dict = {
+        "ops": {},
+        "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}},
+    }
     if args.endpoint_id:
         run_config["ops"]["fal_model_list"] = {"config": {"endpoint_ids": args.endpoint_id}}
     if args.full_refresh:
@@ -78,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--endpoint-id", action="append", default=[], help="refresh only this endpoint")
     refresh.add_argument("--full-refresh", action="store_true", help="fetch every schema again")
     refresh.add_argument("--json", action="store_true", help="print the summary as JSON")
+    refresh.add_argument("--verbose", action="store_true", help="show Dagster's debug events")
     refresh.set_defaults(handler=_refresh)
     return parser
 

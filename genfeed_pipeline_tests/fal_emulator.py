@@ -21,6 +21,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import dataclasses
 import gc
 import gzip
 import importlib.resources
@@ -500,7 +501,7 @@ class _FalRequestHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError, ValueError):
             super().finish()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -736,9 +737,11 @@ class FalEmulator:
     # -- faults and observation -------------------------------------------------------------------------
 
     def inject(self, fault: Fault) -> Fault:
+        """Queue a copy of `fault` (so one Fault value can serve many tests); returns the live copy."""
+        live = dataclasses.replace(fault)
         with self._state:
-            self._faults.append(fault)
-        return fault
+            self._faults.append(live)
+        return live
 
     def clear_faults(self) -> None:
         with self._state:
