@@ -1,0 +1,304 @@
+"""A GenFeed model with its fal price, its cost per call and GenFeed's price: the `priced_models` value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from genfeed_pipeline.fal.catalog import DataSource, PriceLookup, PriceStatus
+from genfeed_pipeline.mapping.model import Capabilities, GenFeedModel, ModelType
+from genfeed_pipeline.pricing.estimate import Confidence, CostEstimate, estimate_cost, worst_confidence
+from genfeed_pipeline.pricing.policy import (
+    PricingPolicy,
+    billing_json,
+    margin_of,
+    price_per_call,
+    resale_unit_price,
+)
+from genfeed_pipeline.pricing.units import BillingUnit, UnitKind, is_stub_price, normalize_unit
+
+STUB_FLAG = "stub price (1 unit at $1)"
+STUB_ERROR = "stub price"
+NO_PRICE_ERROR = "no price"
+NO_COST_FLAG = "cost cannot be estimated: compute seconds without fal's duration estimate"
+
+
+@dataclass(frozen=True)
+class PricedModel:
+    model: GenFeedModel
+    unit_raw: str | None  # fal's unit as sent
+    unit: str | None  # normalised
+    unit_price: Decimal | None  # fal's price per unit: GenFeed's cost
+    price_status: PriceStatus
+    price_source: DataSource | None
+    price_seen_at: datetime | None
+    price_origin: str | None  # who recorded the price ("fal /models/pricing", a dated public dump …)
+    flags: tuple[str, ...]
+    cost_per_call: Decimal | None  # unrounded fal cost of a call with the schema's defaults
+    cost_derivation: str | None
+    cost_confidence: Confidence | None
+    price_per_call: Decimal | None  # what GenFeed charges for that call in this deployment
+    resale_unit_price: Decimal | None
+    billing: dict[str, str]  # GenFeed's pricing JSON; {} exactly when the model is not priced
+    validation_errors: tuple[str, ...]
+    billing_unit: BillingUnit | None = None
+    stub: bool = False
+
+    @property
+    def endpoint_id(self) -> str:
+        return self.model.endpoint_id
+
+    @property
+    def valid(self) -> bool:
+        return not self.validation_errors
+
+    @property
+    def priced(self) -> bool:
+        return self.cost_per_call is not None
+
+    @property
+    def unit_known(self) -> bool:
+        return self.billing_unit is not None and self.billing_unit.kind is not UnitKind.UNKNOWN
+
+    @property
+    def margin(self) -> Decimal | None:
+        if self.price_per_call is None or self.cost_per_call is None:
+            return None
+        return margin_of(self.price_per_call, self.cost_per_call)
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        margin = self.margin
+        return None if margin is None else margin * 100
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "source": self.price_source.value if self.price_source else None,
+            "seen_at": self.price_seen_at.isoformat() if self.price_seen_at else None,
+            "origin": self.price_origin,
+            "unit_raw": self.unit_raw,
+        }
+
+
+def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item for item in items if item))
+
+
+def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: PricingPolicy) -> PricedModel:
+    """Price one model from fal's answer for it (None: fal's pricing said nothing about it)."""
+    errors: list[str] = list(model.validation_errors)
+    flags: list[str] = []
+    quote = lookup.quote if lookup is not None and lookup.status is PriceStatus.PRICED else None
+    status = lookup.status if lookup is not None else PriceStatus.NOT_FOUND
+
+    if quote is None:
+        if lookup is not None and lookup.status is PriceStatus.FAILED:
+            reason = f": {lookup.error}" if lookup.error else ""
+            errors.append(f"{NO_PRICE_ERROR} (price fetch failed{reason})")
+        else:
+            errors.append(NO_PRICE_ERROR)
+        return PricedModel(
+            model=model,
+            unit_raw=None,
+            unit=None,
+            unit_price=None,
+            price_status=status,
+            price_source=None,
+            price_seen_at=None,
+            price_origin=None,
+            flags=(),
+            cost_per_call=None,
+            cost_derivation=None,
+            cost_confidence=None,
+            price_per_call=None,
+            resale_unit_price=None,
+            billing={},
+            validation_errors=_dedupe(errors),
+        )
+
+    unit_price = quote.unit_price
+    unit = normalize_unit(quote.unit, unit_price)
+    stub = is_stub_price(unit, unit_price)
+    if unit.flag:
+        flags.append(unit.flag)
+    if stub:
+        flags.append(STUB_FLAG)
+        errors.append(STUB_ERROR)
+    elif unit.kind is UnitKind.UNKNOWN:
+        errors.append(f"unit unknown: {(quote.unit or '').strip()!r}")
+
+    estimate: CostEstimate | None = None
+    if unit.priceable and not stub:
+        estimate = estimate_cost(model, unit_price, unit)
+        if estimate is None:
+            flags.append(NO_COST_FLAG)
+        else:
+            flags.extend(estimate.flags)
+            if estimate.confidence != "exact":
+                flags.append(f"cost {estimate.confidence}")
+
+    cost = estimate.usd if estimate else None
+    priceable = unit.priceable and not stub
+    return PricedModel(
+        model=model,
+        unit_raw=quote.unit,
+        unit=unit.normalized,
+        unit_price=unit_price,
+        price_status=status,
+        price_source=quote.source,
+        price_seen_at=quote.seen_at,
+        price_origin=quote.origin,
+        flags=_dedupe(flags),
+        cost_per_call=cost,
+        cost_derivation=estimate.derivation if estimate else None,
+        cost_confidence=estimate.confidence if estimate else None,
+        price_per_call=price_per_call(cost, policy) if cost is not None else None,
+        resale_unit_price=resale_unit_price(unit_price, policy) if priceable else None,
+        billing=billing_json(model, unit, unit_price, cost, policy) if cost is not None else {},
+        validation_errors=_dedupe(errors),
+        billing_unit=unit,
+        stub=stub,
+    )
+
+
+def price_catalog(
+    models: Mapping[str, GenFeedModel], prices: Mapping[str, PriceLookup], policy: PricingPolicy
+) -> dict[str, PricedModel]:
+    priced: dict[str, PricedModel] = {}
+    for endpoint_id, model in models.items():
+        priced[endpoint_id] = price_model(model, prices.get(endpoint_id), policy)
+    return priced
+
+
+def policy_enabled(priced: PricedModel, policy: PricingPolicy) -> bool:
+    """Step (3) of the contract's `enabled` precedence: what policy says when nobody has chosen.
+
+    Cloud: valid, priced from a known unit, not a stub, and charging more than it costs. Core: valid.
+    """
+    if not priced.valid:
+        return False
+    if not policy.is_cloud:
+        return True
+    return (
+        priced.priced
+        and priced.unit_known
+        and not priced.stub
+        and priced.price_per_call is not None
+        and priced.cost_per_call is not None
+        and priced.price_per_call > priced.cost_per_call
+    )
+
+
+# -- workflows and choosing a model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowStepEstimate:
+    endpoint_id: str
+    inputs: dict[str, Any]
+    estimate: CostEstimate | None
+    cost: Decimal | None
+    price: Decimal | None
+    problem: str | None = None  # why the step could not be priced
+
+
+@dataclass(frozen=True)
+class WorkflowEstimate:
+    steps: tuple[WorkflowStepEstimate, ...]
+    total_cost: Decimal  # sum of the priced steps' unrounded costs
+    total_price: Decimal  # sum of the priced steps' prices (each call is charged, and rounded, on its own)
+    confidence: Confidence
+    unpriced: tuple[str, ...] = field(default=())
+
+    @property
+    def complete(self) -> bool:
+        return not self.unpriced
+
+    @property
+    def margin(self) -> Decimal:
+        return margin_of(self.total_price, self.total_cost)
+
+
+def _step_estimate(priced: PricedModel, inputs: dict[str, Any]) -> CostEstimate | None:
+    unit = priced.billing_unit
+    if unit is None or priced.unit_price is None or priced.stub or not unit.priceable:
+        return None
+    return estimate_cost(priced.model, priced.unit_price, unit, inputs)
+
+
+def estimate_workflow(
+    steps: list[tuple[PricedModel, dict[str, Any]]], policy: PricingPolicy
+) -> WorkflowEstimate:
+    """Cost and price of running each step once with its inputs (the schema's defaults fill the gaps)."""
+    results: list[WorkflowStepEstimate] = []
+    total_cost = Decimal(0)
+    total_price = Decimal(0)
+    confidences: list[Confidence] = []
+    unpriced: list[str] = []
+    for priced, inputs in steps:
+        inputs = dict(inputs or {})
+        estimate = _step_estimate(priced, inputs)
+        if estimate is None:
+            problem = "; ".join(priced.validation_errors or priced.flags) or "not priced"
+            results.append(WorkflowStepEstimate(priced.endpoint_id, inputs, None, None, None, problem))
+            unpriced.append(priced.endpoint_id)
+            continue
+        price = price_per_call(estimate.usd, policy)
+        results.append(WorkflowStepEstimate(priced.endpoint_id, inputs, estimate, estimate.usd, price))
+        total_cost += estimate.usd
+        total_price += price
+        confidences.append(estimate.confidence)
+    return WorkflowEstimate(
+        steps=tuple(results),
+        total_cost=total_cost,
+        total_price=total_price,
+        confidence=worst_confidence(confidences),
+        unpriced=tuple(unpriced),
+    )
+
+
+_CAPABILITY_FIELDS = tuple(f.name for f in fields(Capabilities))
+
+
+def capability_names(capabilities: Capabilities) -> frozenset[str]:
+    """Names of the truthy `Capabilities` fields, plus "input:<media>" for each accepted input medium."""
+    names = {name for name in _CAPABILITY_FIELDS if getattr(capabilities, name)}
+    names.update(f"input:{media}" for media in capabilities.accepted_input_media)
+    return frozenset(names)
+
+
+def cheapest_model(
+    models: Iterable[PricedModel],
+    *,
+    category: ModelType | str,
+    capabilities: set[str] | frozenset[str] = frozenset(),
+    inputs: dict[str, Any] | None = None,
+) -> PricedModel | None:
+    """The cheapest valid, priced model of `category` with every capability asked for.
+
+    The cost compared is the cost per call at the schema's defaults, or with `inputs` when given (models
+    whose cost cannot be computed for those inputs are skipped). Ties go to the lower endpoint id.
+    """
+    wanted = ModelType(category)
+    needed = frozenset(capabilities)
+    best: tuple[Decimal, str, PricedModel] | None = None
+    for priced in models:
+        if priced.model.category is not wanted or not priced.valid or not priced.priced:
+            continue
+        if needed and not needed <= capability_names(priced.model.capabilities):
+            continue
+        if inputs:
+            estimate = _step_estimate(priced, inputs)
+            cost = estimate.usd if estimate else None
+        else:
+            cost = priced.cost_per_call
+        if cost is None:
+            continue
+        candidate = (cost, priced.endpoint_id, priced)
+        if best is None or candidate[:2] < best[:2]:
+            best = candidate
+    return best[2] if best else None
