@@ -1,6 +1,7 @@
 """Stores asset values as gzipped JSON, one file per asset key.
 
-Values are dataclasses (or lists and dicts of them) serialised through pydantic's `TypeAdapter`, so a
+Values are dataclasses (or lists and dicts of them) serialised through pydantic's `TypeAdapter`, and
+pandas frames as JSON in pandas' "split" layout (Decimal money as its text), so a
 value written by one version of the code stays readable by the next, unlike a pickle of a class. File
 names come from the asset key only: fal endpoint ids (which contain `/` and are prefixes of one another)
 never become paths.
@@ -9,12 +10,14 @@ never become paths.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 from pydantic import TypeAdapter
 
 
@@ -29,7 +32,10 @@ class JsonAssetIOManager(dg.ConfigurableIOManager):
             return
         path = self._path(context.asset_key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = TypeAdapter(type(obj)).dump_json(obj)
+        if isinstance(obj, pd.DataFrame):
+            payload = obj.to_json(orient="split", date_format="iso", default_handler=str).encode()
+        else:
+            payload = TypeAdapter(type(obj)).dump_json(obj)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as stream:
@@ -49,4 +55,7 @@ class JsonAssetIOManager(dg.ConfigurableIOManager):
             )
         with gzip.open(path, "rb") as stream:
             payload = stream.read()
-        return TypeAdapter(context.dagster_type.typing_type).validate_json(payload)
+        expected = context.dagster_type.typing_type
+        if expected is pd.DataFrame:
+            return pd.read_json(io.StringIO(payload.decode()), orient="split")
+        return TypeAdapter(expected).validate_json(payload)

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field, SecretStr
 
+from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL, FalClientSettings
 from genfeed_pipeline.fal.source import CatalogSource, LiveCatalogSource, OfflineCatalogSource
+from genfeed_pipeline.pricing import PricingPolicy
+from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline.sync.store import CatalogStore
 
 
 class FalCatalogResource(dg.ConfigurableResource, ABC):
@@ -76,3 +83,42 @@ class FalSnapshotResource(FalCatalogResource):
 
     def catalog_source(self, logger: logging.Logger | None = None) -> CatalogSource:
         return OfflineCatalogSource(self.cache(), self.reason, logger)
+
+
+class CatalogDatabase(dg.ConfigurableResource):
+    """GenFeed's database holding the `models` table (SQLite by default, PostgreSQL in production)."""
+
+    url: str = Field(description="SQLAlchemy URL, from GENFEED_DATABASE_URL when set.")
+
+    def engine(self) -> sa.Engine:
+        return _engine_for(self.url)
+
+    def store(self) -> CatalogStore:
+        return CatalogStore(self.engine())
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> sa.Engine:
+    return create_catalog_engine(url)
+
+
+class PricingPolicyResource(dg.ConfigurableResource):
+    """How GenFeed prices fal models in this deployment: cloud keeps a margin, core charges fal's cost."""
+
+    deployment: str = Field("cloud", description="cloud | core")
+    margin: str = Field("0.70", description="gross margin kept in cloud: price = cost ÷ (1 - margin)")
+    floor: str = Field("0.001", description="lowest cloud price per call, USD")
+    call_step: str = Field("0.0001", description="per-call prices are rounded up to this step, USD")
+    unit_step: str = Field("0.000001", description="per-unit resale prices are rounded up to this step")
+    removal_drop_threshold: float = Field(
+        0.10, description="a list this share smaller than the last run's marks nothing removed"
+    )
+
+    def policy(self) -> PricingPolicy:
+        return PricingPolicy(
+            deployment=Deployment(self.deployment),
+            margin=Decimal(self.margin),
+            floor=Decimal(self.floor),
+            call_step=Decimal(self.call_step),
+            unit_step=Decimal(self.unit_step),
+        )

@@ -32,6 +32,7 @@ class PipelineSettings(BaseModel):
     fal_api_base_url: str = DEFAULT_API_BASE_URL
     fal_openapi_url: str = DEFAULT_OPENAPI_URL
     fal_key_variable: str | None = None
+    database_url_from_env: bool = False
 
     @property
     def cache_path(self) -> Path:
@@ -55,6 +56,7 @@ class PipelineSettings(BaseModel):
             database_url=env.get("GENFEED_DATABASE_URL") or f"sqlite:///{data_dir / 'genfeed.sqlite3'}",
             fal_api_base_url=(env.get("FAL_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
             fal_openapi_url=env.get("FAL_OPENAPI_URL") or DEFAULT_OPENAPI_URL,
+            database_url_from_env=bool(env.get("GENFEED_DATABASE_URL")),
             fal_key_variable=next(
                 (name for name in FAL_KEY_VARIABLES if (env.get(name) or "").strip()), None
             ),

@@ -1,0 +1,94 @@
+"""The `models` table (created when absent, adopted when GenFeed's app already has it) and `sync_runs`.
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from genfeed_pipeline.db.types import ExactDecimal, UtcDateTime
+
+revision = "0001"
+down_revision = None
+
+
+def added_columns() -> list[sa.Column]:
+    return [
+        sa.Column("managed_by", sa.String(32), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+        sa.Column("fal_category", sa.String(64), nullable=True),
+        sa.Column("owner", sa.String(128), nullable=True),
+        sa.Column("description", sa.Text, nullable=True),
+        sa.Column("unit", sa.String(64), nullable=True),
+        sa.Column("unit_raw", sa.String(128), nullable=True),
+        sa.Column("unit_price", ExactDecimal, nullable=True),
+        sa.Column("cost_per_call", ExactDecimal, nullable=True),
+        sa.Column("price_per_call", ExactDecimal, nullable=True),
+        sa.Column("cost_derivation", sa.Text, nullable=True),
+        sa.Column("cost_confidence", sa.String(16), nullable=True),
+        sa.Column("price_flags", sa.JSON, nullable=True),
+        sa.Column("price_source", sa.String(16), nullable=True),
+        sa.Column("price_seen_at", UtcDateTime, nullable=True),
+        sa.Column("input_schema", sa.JSON, nullable=True),
+        sa.Column("output_schema", sa.JSON, nullable=True),
+        sa.Column("capabilities", sa.JSON, nullable=True),
+        sa.Column("schema_hash", sa.String(64), nullable=True),
+        sa.Column("mapped_hash", sa.String(64), nullable=True),
+        sa.Column("schema_version", sa.String(64), nullable=True),
+        sa.Column("validation_errors", sa.JSON, nullable=True),
+        sa.Column("review_reason", sa.Text, nullable=True),
+        sa.Column("enabled_by_sync", sa.Boolean, nullable=True),
+        sa.Column("operator_enabled", sa.Boolean, nullable=True),
+        sa.Column("operator_reason", sa.Text, nullable=True),
+        sa.Column("operator_changed_at", UtcDateTime, nullable=True),
+        sa.Column("data_as_of", UtcDateTime, nullable=True),
+        sa.Column("last_synced_at", UtcDateTime, nullable=True),
+    ]
+
+
+def upgrade() -> None:
+    inspector = sa.inspect(op.get_bind())
+    if not inspector.has_table("models"):
+        op.create_table(
+            "models",
+            sa.Column("id", sa.String(512), primary_key=True),
+            sa.Column("name", sa.Text, nullable=False),
+            sa.Column("provider", sa.String(64), nullable=False),
+            sa.Column("category", sa.String(32), nullable=False),
+            sa.Column("pricing", sa.JSON, nullable=True),
+            sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+        )
+        present: set[str] = set()
+    else:
+        present = {column["name"] for column in inspector.get_columns("models")}
+    for column in added_columns():
+        if column.name not in present:
+            op.add_column("models", column)
+    existing_indexes = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("models")}
+    if "ix_models_category" not in existing_indexes:
+        op.create_index("ix_models_category", "models", ["category"])
+    if "ix_models_provider_status" not in existing_indexes:
+        op.create_index("ix_models_provider_status", "models", ["provider", "status"])
+
+    op.create_table(
+        "sync_runs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(64), nullable=True),
+        sa.Column("started_at", UtcDateTime, nullable=False),
+        sa.Column("finished_at", UtcDateTime, nullable=True),
+        sa.Column("mode", sa.String(16), nullable=False),
+        sa.Column("deployment", sa.String(16), nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("source_as_of", UtcDateTime, nullable=True),
+        sa.Column("source_age_seconds", sa.Integer, nullable=True),
+        sa.Column("endpoints_seen", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("complete_listing", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("new_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("changed_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("removed_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("held_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("failed_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("unchanged_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("notes", sa.JSON, nullable=True),
+    )

@@ -1,0 +1,1 @@
+"""Syncing the priced catalog into the `models` table: planning (pure) and applying (database)."""

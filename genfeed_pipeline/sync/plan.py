@@ -1,0 +1,401 @@
+"""Sync planning: what must change in the `models` table for it to reflect this run's catalog.
+
+Plain Python over plain values: the rows already in the table (as dicts) and this run's priced models
+in, a list of row changes out. The rules are the catalog contract's:
+
+- Rows the pipeline did not insert (`managed_by` null) keep their `name`, `pricing` and `enabled`; a fal
+  row among them is enriched in place (schemas, unit, unit price, cost, status).
+- `enabled` on managed rows, by precedence: (1) removed by fal, held by a breaking change, or invalid →
+  false; (2) else the operator's choice, if one was made; (3) else policy. The sync stores what it wrote
+  in `enabled_by_sync`; an `enabled` that differs from it is an operator's choice, remembered in
+  `operator_enabled` (also while (1) forces the model off) and never overwritten.
+- An unchanged model writes nothing; `last_synced_at` moves only with a real change.
+- Only a complete live listing of the whole catalog, not far smaller than the last one, may mark models
+  removed. Runs from the cache or the snapshot never replace data newer than their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE
+from genfeed_pipeline.fal.catalog import DataSource, PriceStatus, SchemaStatus
+from genfeed_pipeline.pricing import PricedModel
+
+Row = dict[str, Any]
+
+
+class SyncMode(StrEnum):
+    FULL = "full"
+    DRY_RUN = "dry_run"  # plan everything, write nothing
+    PRICING_ONLY = "pricing_only"  # update prices of rows already in the table
+    EXISTING_ONLY = "existing_only"  # enrich rows already in the table, insert none
+
+
+class Action(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    REMOVE = "remove"
+
+
+IDENTITY_COLUMNS = ("name", "provider", "category", "description", "owner", "fal_category")
+PRICE_COLUMNS = (
+    "unit",
+    "unit_raw",
+    "unit_price",
+    "cost_per_call",
+    "price_per_call",
+    "cost_derivation",
+    "cost_confidence",
+    "price_flags",
+)
+SCHEMA_COLUMNS = (
+    "input_schema",
+    "output_schema",
+    "capabilities",
+    "schema_hash",
+    "mapped_hash",
+    "schema_version",
+)
+STATE_COLUMNS = ("status", "validation_errors", "review_reason")
+# Not read back for comparison (they are large): `mapped_hash` tells whether they changed.
+HEAVY_SCHEMA_COLUMNS = ("input_schema", "output_schema")
+OWNER_COLUMNS = (
+    "name",
+    "pricing",
+    "enabled",
+    "category",
+)  # never written on rows the pipeline did not insert
+BOOKKEEPING_COLUMNS = ("price_source", "price_seen_at", "data_as_of", "last_synced_at")
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    mode: SyncMode
+    source: DataSource
+    data_as_of: datetime
+    now: datetime
+    complete_listing: bool = True
+    requested_endpoint_ids: tuple[str, ...] | None = None
+    previous_endpoints_seen: int | None = None
+    removal_drop_threshold: float = 0.10  # a list this much smaller than the last one removes nothing
+
+
+@dataclass(frozen=True)
+class RowChange:
+    endpoint_id: str
+    action: Action
+    values: Row  # the columns to write
+    before: Row  # their previous values (empty for an insert)
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class SyncPlan:
+    changes: list[RowChange] = field(default_factory=list)
+    unchanged: int = 0
+    failed: int = 0  # models whose price or schema fetch failed; their last good values are kept
+    held: int = 0
+    warnings: list[str] = field(default_factory=list)
+    endpoints_seen: int = 0
+
+    def count(self, action: Action) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+    @property
+    def inserted(self) -> int:
+        return self.count(Action.INSERT)
+
+    @property
+    def updated(self) -> int:
+        return self.count(Action.UPDATE)
+
+    @property
+    def removed(self) -> int:
+        return self.count(Action.REMOVE)
+
+
+def mapped_hash(input_schema: Any, output_schema: Any, capabilities: Any) -> str:
+    payload = json.dumps(
+        {"input": input_schema, "output": output_schema, "capabilities": capabilities},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def capabilities_json(priced: PricedModel) -> dict[str, Any]:
+    capabilities = priced.model.capabilities
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in vars(capabilities).items()
+        if value not in ((), None, False)
+    }
+
+
+def model_values(priced: PricedModel) -> Row:
+    """Every pipeline-owned column of a model, as this run sees it."""
+    model = priced.model
+    capabilities = capabilities_json(priced)
+    return {
+        "name": model.name,
+        "provider": model.provider,
+        "category": model.category.value if model.category else "unknown",
+        "description": model.description,
+        "owner": model.owner,
+        "fal_category": model.fal_category,
+        "pricing": priced.billing or None,
+        "unit": priced.unit,
+        "unit_raw": priced.unit_raw,
+        "unit_price": priced.unit_price,
+        "cost_per_call": priced.cost_per_call,
+        "price_per_call": priced.price_per_call,
+        "cost_derivation": priced.cost_derivation,
+        "cost_confidence": priced.cost_confidence,
+        "price_flags": list(priced.flags) or None,
+        "price_source": priced.price_source,
+        "price_seen_at": priced.price_seen_at,
+        "input_schema": model.input_schema,
+        "output_schema": model.output_schema,
+        "capabilities": capabilities,
+        "schema_hash": model.schema_hash,
+        "mapped_hash": mapped_hash(model.input_schema, model.output_schema, capabilities),
+        "schema_version": model.version,
+        "status": "deprecated" if model.status == "deprecated" else "active",
+        "validation_errors": list(priced.validation_errors) or None,
+    }
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, Decimal) or isinstance(new, Decimal):
+        return old is not None and new is not None and Decimal(old) == Decimal(new)
+    return old == new
+
+
+def _is_newer(row_as_of: datetime | None, run_as_of: datetime) -> bool:
+    return row_as_of is not None and row_as_of > run_as_of
+
+
+class SyncPlanner:
+    """Plans one sync. `policy_enabled` says whether policy would enable a model (cloud vs core)."""
+
+    def __init__(
+        self,
+        context: SyncContext,
+        policy_enabled: Callable[[PricedModel], bool],
+        held: Mapping[str, str] | None = None,
+    ) -> None:
+        self.context = context
+        self.policy_enabled = policy_enabled
+        self.held = dict(held or {})  # endpoint_id → review reason (a breaking change awaiting accept)
+
+    def plan(self, existing: Mapping[str, Row], priced: Mapping[str, PricedModel]) -> SyncPlan:
+        context = self.context
+        plan = SyncPlan(endpoints_seen=len(priced))
+        for endpoint_id, model in priced.items():
+            row = existing.get(endpoint_id)
+            if self._fetch_failed(model):
+                plan.failed += 1
+            if endpoint_id in self.held:
+                plan.held += 1
+            if row is None:
+                if context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
+                    continue
+                plan.changes.append(self._insert(endpoint_id, model))
+                continue
+            change = self._update(endpoint_id, row, model)
+            if change is None:
+                plan.unchanged += 1
+            else:
+                plan.changes.append(change)
+        plan.changes.extend(self._removals(existing, priced, plan))
+        return plan
+
+    # -- inserts ------------------------------------------------------------------------------------
+
+    def _insert(self, endpoint_id: str, priced: PricedModel) -> RowChange:
+        values = model_values(priced)
+        enabled = self._target_enabled(priced, operator_choice=None, removed=False)
+        values |= {
+            "id": endpoint_id,
+            "managed_by": MANAGED_BY_PIPELINE,
+            "enabled": enabled,
+            "enabled_by_sync": enabled,
+            "review_reason": self.held.get(endpoint_id),
+            "data_as_of": self.context.data_as_of,
+            "last_synced_at": self.context.now,
+        }
+        reasons = ["new fal model", "enabled by policy" if enabled else self._disabled_reason(priced)]
+        return RowChange(endpoint_id, Action.INSERT, values, {}, tuple(reasons))
+
+    # -- updates ------------------------------------------------------------------------------------
+
+    def _update(self, endpoint_id: str, row: Row, priced: PricedModel) -> RowChange | None:
+        context = self.context
+        if context.source != DataSource.LIVE and _is_newer(row.get("data_as_of"), context.data_as_of):
+            return None
+        managed = row.get("managed_by") == MANAGED_BY_PIPELINE
+        desired = model_values(priced)
+        columns = self._writable_columns(managed, priced)
+        values = {
+            column: desired[column]
+            for column in columns
+            if column not in HEAVY_SCHEMA_COLUMNS and not _same(row.get(column), desired[column])
+        }
+        if "mapped_hash" in values:
+            values |= {column: desired[column] for column in HEAVY_SCHEMA_COLUMNS}
+        reasons = self._reasons(values)
+
+        if context.mode != SyncMode.PRICING_ONLY:
+            review_reason = self.held.get(endpoint_id)
+            if review_reason is not None:
+                for column in SCHEMA_COLUMNS:
+                    values.pop(column, None)  # the last good schema stays until someone accepts the change
+            if not _same(row.get("review_reason"), review_reason):
+                values["review_reason"] = review_reason
+                reasons.append("held for review" if review_reason else "review cleared")
+            if row.get("status") == "removed":
+                reasons.append("back in fal's catalog")
+            if managed:
+                values |= self._enabled_values(row, priced, removed=False, reasons=reasons)
+
+        if not values:
+            return None
+        if any(column not in ("operator_enabled",) for column in values):
+            values |= {"last_synced_at": context.now, "data_as_of": context.data_as_of}
+            if any(column in PRICE_COLUMNS for column in values):
+                values |= {"price_source": desired["price_source"], "price_seen_at": desired["price_seen_at"]}
+        before = {column: row.get(column) for column in values}
+        return RowChange(endpoint_id, Action.UPDATE, values, before, tuple(reasons))
+
+    def _writable_columns(self, managed: bool, priced: PricedModel) -> list[str]:
+        price_failed = priced.price_status == PriceStatus.FAILED
+        schema_failed = priced.model.schema_status == SchemaStatus.FAILED
+        columns: list[str] = []
+        if self.context.mode != SyncMode.PRICING_ONLY:
+            if managed:
+                columns += [c for c in IDENTITY_COLUMNS]
+            else:
+                columns += [c for c in IDENTITY_COLUMNS if c not in OWNER_COLUMNS and c != "provider"]
+            if not schema_failed:
+                columns += SCHEMA_COLUMNS
+            columns += STATE_COLUMNS[:2]
+        if not price_failed:
+            columns += PRICE_COLUMNS
+            if managed:
+                columns.append("pricing")
+        return columns
+
+    @staticmethod
+    def _reasons(values: Row) -> list[str]:
+        reasons = []
+        if any(column in values for column in ("unit_price", "unit", "unit_raw")):
+            reasons.append("fal price changed")
+        elif any(column in values for column in (*PRICE_COLUMNS, "pricing")):
+            reasons.append("price recomputed")
+        if "mapped_hash" in values or "schema_hash" in values:
+            reasons.append("schema changed")
+        if "status" in values:
+            reasons.append(f"status now {values['status']}")
+        if "validation_errors" in values:
+            reasons.append("validation changed")
+        if any(column in values for column in IDENTITY_COLUMNS):
+            reasons.append("metadata changed")
+        return reasons
+
+    # -- enabled ------------------------------------------------------------------------------------
+
+    def _enabled_values(
+        self, row: Row, priced: PricedModel | None, *, removed: bool, reasons: list[str]
+    ) -> Row:
+        values: Row = {}
+        operator_choice = row.get("operator_enabled")
+        last_written = row.get("enabled_by_sync")
+        if last_written is not None and bool(row.get("enabled")) != bool(last_written):
+            operator_choice = bool(row.get("enabled"))
+            values["operator_enabled"] = operator_choice
+            reasons.append(f"operator {'enabled' if operator_choice else 'disabled'} it; choice kept")
+        target = self._target_enabled(priced, operator_choice, removed=removed)
+        if not _same(row.get("enabled_by_sync"), target):
+            values["enabled_by_sync"] = target
+        if not _same(bool(row.get("enabled")), target):
+            values["enabled"] = target
+            reasons.append("enabled" if target else "disabled")
+        return values
+
+    def _target_enabled(
+        self, priced: PricedModel | None, operator_choice: bool | None, *, removed: bool
+    ) -> bool:
+        if removed or priced is None:
+            return False
+        if priced.model.endpoint_id in self.held or not priced.valid:
+            return False
+        if operator_choice is not None:
+            return operator_choice
+        return self.policy_enabled(priced)
+
+    @staticmethod
+    def _disabled_reason(priced: PricedModel) -> str:
+        if not priced.valid:
+            return "disabled: " + "; ".join(priced.validation_errors)
+        return "disabled by policy"
+
+    # -- removals -----------------------------------------------------------------------------------
+
+    def _removals(
+        self, existing: Mapping[str, Row], priced: Mapping[str, PricedModel], plan: SyncPlan
+    ) -> list[RowChange]:
+        context = self.context
+        if context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
+            return []
+        if context.requested_endpoint_ids is not None:
+            return []
+        if context.source != DataSource.LIVE:
+            plan.warnings.append(f"catalog from the {context.source.value}: nothing is marked removed")
+            return []
+        if not context.complete_listing:
+            plan.warnings.append("fal's list came back incomplete: nothing is marked removed")
+            return []
+        previous = context.previous_endpoints_seen
+        if previous and len(priced) < previous * (1 - context.removal_drop_threshold):
+            plan.warnings.append(
+                f"fal listed {len(priced)} endpoints, more than {context.removal_drop_threshold:.0%} "
+                f"below the last run's {previous}: nothing is marked removed"
+            )
+            return []
+        changes = []
+        for endpoint_id, row in existing.items():
+            if endpoint_id in priced or row.get("provider") != "fal" or row.get("status") == "removed":
+                continue
+            reasons = ["gone from fal's catalog"]
+            values: Row = {"status": "removed"}
+            if row.get("managed_by") == MANAGED_BY_PIPELINE:
+                values |= self._enabled_values(row, None, removed=True, reasons=reasons)
+            values |= {"last_synced_at": context.now, "data_as_of": context.data_as_of}
+            before = {column: row.get(column) for column in values}
+            changes.append(RowChange(endpoint_id, Action.REMOVE, values, before, tuple(reasons)))
+        return changes
+
+    @staticmethod
+    def _fetch_failed(priced: PricedModel) -> bool:
+        return priced.price_status == PriceStatus.FAILED or priced.model.schema_status == SchemaStatus.FAILED
+
+
+def changed_endpoint_ids(plan: SyncPlan, action: Action | None = None) -> list[str]:
+    return [c.endpoint_id for c in plan.changes if action is None or c.action == action]
+
+
+def summarize(changes: Iterable[RowChange]) -> dict[str, int]:
+    summary: dict[str, int] = {}
+    for change in changes:
+        for reason in change.reasons:
+            summary[reason] = summary.get(reason, 0) + 1
+    return summary

@@ -1,0 +1,170 @@
+"""Applying a sync plan to the `models` table: one transaction, one writer at a time.
+
+On PostgreSQL a transaction-scoped advisory lock serialises syncs (a second sync waits, then plans
+against what the first one wrote); on SQLite `BEGIN IMMEDIATE` does the same. Readers are never
+blocked: they keep seeing the old catalog until the sync commits, then the new one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from genfeed_pipeline.db.migrate import upgrade_to_head
+from genfeed_pipeline.db.tables import models, sync_runs
+from genfeed_pipeline.fal.catalog import utc_now
+from genfeed_pipeline.pricing import PricedModel
+from genfeed_pipeline.sync.plan import Action, Row, SyncContext, SyncMode, SyncPlan, SyncPlanner
+
+SYNC_LOCK_KEY = 7_245_019_331  # arbitrary, fixed: the advisory lock id of "the models table sync"
+HEAVY_COLUMNS = ("input_schema", "output_schema")
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    plan: SyncPlan
+    written: bool
+    sync_run_id: int | None
+
+
+class CatalogStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def migrate(self) -> str | None:
+        return upgrade_to_head(self.engine)
+
+    @contextmanager
+    def locked_transaction(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK_KEY})
+            yield connection
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def load_rows(connection: sa.Connection, *, with_schemas: bool = False) -> dict[str, Row]:
+        columns = [c for c in models.c if with_schemas or c.name not in HEAVY_COLUMNS]
+        result = connection.execute(sa.select(*columns))
+        return {row.id: dict(row._mapping) for row in result}
+
+    @staticmethod
+    def load_schemas(connection: sa.Connection, endpoint_ids: list[str]) -> dict[str, Row]:
+        rows: dict[str, Row] = {}
+        for start in range(0, len(endpoint_ids), BATCH):
+            batch = endpoint_ids[start : start + BATCH]
+            query = sa.select(models.c.id, models.c.input_schema, models.c.output_schema).where(
+                models.c.id.in_(batch)
+            )
+            rows |= {row.id: dict(row._mapping) for row in connection.execute(query)}
+        return rows
+
+    def count_rows(self) -> tuple[int, int]:
+        """(rows, enabled rows) of the `models` table."""
+        with self.engine.connect() as connection:
+            total, enabled = connection.execute(
+                sa.select(sa.func.count(), sa.func.count().filter(models.c.enabled.is_(True)))
+            ).one()
+        return int(total), int(enabled)
+
+    @staticmethod
+    def previous_endpoints_seen(connection: sa.Connection) -> int | None:
+        query = (
+            sa.select(sync_runs.c.endpoints_seen)
+            .where(sync_runs.c.mode == SyncMode.FULL.value, sync_runs.c.complete_listing.is_(True))
+            .where(sync_runs.c.source == "live")
+            .order_by(sync_runs.c.id.desc())
+            .limit(1)
+        )
+        return connection.execute(query).scalar()
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def apply(connection: sa.Connection, plan: SyncPlan) -> None:
+        inserts = [change.values for change in plan.changes if change.action == Action.INSERT]
+        for start in range(0, len(inserts), BATCH):
+            connection.execute(models.insert(), inserts[start : start + BATCH])
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for change in plan.changes:
+            if change.action == Action.INSERT:
+                continue
+            columns = tuple(sorted(change.values))
+            by_columns[columns].append(
+                {"row_id": change.endpoint_id, **{f"new_{c}": change.values[c] for c in columns}}
+            )
+        for columns, params in by_columns.items():
+            statement = (
+                models.update()
+                .where(models.c.id == sa.bindparam("row_id"))
+                .values({column: sa.bindparam(f"new_{column}") for column in columns})
+            )
+            for start in range(0, len(params), BATCH):
+                connection.execute(statement, params[start : start + BATCH])
+
+    @staticmethod
+    def record_run(
+        connection: sa.Connection,
+        context: SyncContext,
+        plan: SyncPlan,
+        *,
+        run_id: str | None,
+        deployment: str,
+    ) -> int:
+        values = {
+            "run_id": run_id,
+            "started_at": context.now,
+            "finished_at": utc_now(),
+            "mode": context.mode.value,
+            "deployment": deployment,
+            "source": context.source.value,
+            "source_as_of": context.data_as_of,
+            "source_age_seconds": int((context.now - context.data_as_of).total_seconds()),
+            "endpoints_seen": plan.endpoints_seen,
+            "complete_listing": context.complete_listing and context.requested_endpoint_ids is None,
+            "new_count": plan.inserted,
+            "changed_count": plan.updated,
+            "removed_count": plan.removed,
+            "held_count": plan.held,
+            "failed_count": plan.failed,
+            "unchanged_count": plan.unchanged,
+            "notes": plan.warnings or None,
+        }
+        return connection.execute(sync_runs.insert().returning(sync_runs.c.id), values).scalar_one()
+
+    def sync(
+        self,
+        context: SyncContext,
+        priced: Mapping[str, PricedModel],
+        policy_enabled: Callable[[PricedModel], bool],
+        *,
+        held: Mapping[str, str] | None = None,
+        run_id: str | None = None,
+        deployment: str,
+    ) -> SyncOutcome:
+        """Plans against the rows as they are inside the lock, then writes them (unless a dry run)."""
+        self.migrate()
+
+        def plan_in(connection: sa.Connection) -> tuple[SyncContext, SyncPlan]:
+            full_context = replace(context, previous_endpoints_seen=self.previous_endpoints_seen(connection))
+            planner = SyncPlanner(full_context, policy_enabled, held)
+            return full_context, planner.plan(self.load_rows(connection), priced)
+
+        if context.mode == SyncMode.DRY_RUN:
+            with self.engine.connect() as connection:
+                _, plan = plan_in(connection)
+            return SyncOutcome(plan, written=False, sync_run_id=None)
+        with self.locked_transaction() as connection:
+            full_context, plan = plan_in(connection)
+            self.apply(connection, plan)
+            sync_run_id = self.record_run(
+                connection, full_context, plan, run_id=run_id, deployment=deployment
+            )
+        return SyncOutcome(plan, written=True, sync_run_id=sync_run_id)
