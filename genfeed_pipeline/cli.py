@@ -11,11 +11,15 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import dagster as dg
 
-from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
+from genfeed_pipeline.assets.values import PricedCatalog, SyncSummary
+from genfeed_pipeline.fal.catalog import CatalogListing
+from genfeed_pipeline.settings import PipelineSettings
+from genfeed_pipeline.sync.plan import SyncMode
 
 
 def _instance() -> dg.DagsterInstance:
@@ -35,6 +39,7 @@ def _refresh(args: argparse.Namespace) -> int:
         run_config["ops"]["fal_model_list"] = {"config": {"endpoint_ids": args.endpoint_id}}
     if args.full_refresh:
         run_config["ops"]["fal_openapi_schemas"] = {"config": {"full_refresh": True}}
+    run_config["ops"]["models_table"] = {"config": {"mode": args.mode}}
     job = defs.resolve_job_def("refresh_fal_catalog")
     started = time.monotonic()
     with _instance() as instance:
@@ -47,30 +52,65 @@ def _refresh(args: argparse.Namespace) -> int:
                 print(f"  {event.step_key}: {event.message}", file=sys.stderr)
         return 1
     listing: CatalogListing = result.output_for_node("fal_model_list")
-    schemas: SchemaSet = result.output_for_node("fal_openapi_schemas")
+    priced: PricedCatalog = result.output_for_node("priced_models")
+    synced: SyncSummary = result.output_for_node("models_table")
+    models = list(priced.models.values())
+    by_type = Counter(m.model.category.value if m.model.category else "unknown" for m in models)
     summary = {
         "run_id": result.run_id,
         "seconds": round(elapsed, 2),
+        "deployment": priced.deployment,
         "source": listing.source.value,
         "as_of": listing.as_of.isoformat(),
         "endpoints": len(listing.endpoints),
-        "prices": listing.count_prices(),
-        "price_source": listing.price_source.value,
-        "schemas": schemas.count_by_status(),
-        "http_requests": listing.http_requests + schemas.http_requests,
-        "notes": listing.notes + [n for n in schemas.notes if n not in listing.notes],
+        "valid": sum(m.valid for m in models),
+        "priced": sum(m.priced for m in models),
+        "table_rows": synced.table_rows,
+        "enabled": synced.table_enabled,
+        "by_type": dict(by_type.most_common()),
+        "sync": {
+            "mode": synced.mode,
+            "new": synced.new,
+            "changed": synced.changed,
+            "removed": synced.removed,
+            "unchanged": synced.unchanged,
+        },
+        "notes": listing.notes + synced.warnings,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"refresh_fal_catalog succeeded in {summary['seconds']}s (run {result.run_id})")
-    print(f"  source         {summary['source']} (as of {summary['as_of']})")
-    print(f"  endpoints      {summary['endpoints']}")
-    print(f"  prices         {summary['prices']} from {summary['price_source']}")
-    print(f"  schemas        {summary['schemas']}")
-    print(f"  http requests  {summary['http_requests']}")
+    print(f"  deployment  {summary['deployment']}")
+    print(f"  data        from the {summary['source']}, as of {summary['as_of']}")
+    print(f"  endpoints   {summary['endpoints']}")
+    print(f"  valid       {summary['valid']}")
+    print(f"  priced      {summary['priced']}")
+    print(f"  enabled     {summary['enabled']} of {summary['table_rows']} rows in the models table")
+    print("  by type     " + ", ".join(f"{k} {v}" for k, v in summary["by_type"].items()))
+    sync = summary["sync"]
+    print(
+        f"  models table ({sync['mode']}): {sync['new']} new, {sync['changed']} changed, "
+        f"{sync['removed']} removed, {sync['unchanged']} unchanged"
+    )
     for note in summary["notes"]:
         print(f"  note: {note}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from genfeed_pipeline.db.engine import create_catalog_engine
+    from genfeed_pipeline.db.migrate import current_revision, upgrade_to_head
+
+    settings = PipelineSettings.from_env()
+    engine = create_catalog_engine(settings.database_url)
+    before = current_revision(engine)
+    after = upgrade_to_head(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    print(
+        f"{where}: {before or 'no catalog tables'} → {after}" if before != after else f"{where}: at {after}"
+    )
+    engine.dispose()
     return 0
 
 
@@ -80,9 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = commands.add_parser("refresh", help="run refresh_fal_catalog and print a summary")
     refresh.add_argument("--endpoint-id", action="append", default=[], help="refresh only this endpoint")
     refresh.add_argument("--full-refresh", action="store_true", help="fetch every schema again")
+    refresh.add_argument(
+        "--mode", choices=[mode.value for mode in SyncMode], default="full", help="how the sync writes"
+    )
     refresh.add_argument("--json", action="store_true", help="print the summary as JSON")
     refresh.add_argument("--verbose", action="store_true", help="show Dagster's debug events")
     refresh.set_defaults(handler=_refresh)
+    migrate = commands.add_parser("migrate", help="create or upgrade the catalog tables (idempotent)")
+    migrate.set_defaults(handler=_migrate)
     return parser
 
 

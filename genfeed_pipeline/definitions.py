@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import dagster as dg
 
+from genfeed_pipeline.assets.catalog import genfeed_models, priced_models
 from genfeed_pipeline.assets.discovery import fal_model_list, fal_openapi_schemas
+from genfeed_pipeline.assets.sync import models_table, profitability_report
 from genfeed_pipeline.io_manager import JsonAssetIOManager
 from genfeed_pipeline.jobs import refresh_fal_catalog
-from genfeed_pipeline.resources import FalApiResource, FalCatalogResource, FalSnapshotResource
+from genfeed_pipeline.resources import (
+    CatalogDatabase,
+    FalApiResource,
+    FalCatalogResource,
+    FalSnapshotResource,
+    PricingPolicyResource,
+)
 from genfeed_pipeline.settings import PipelineSettings
 
 
@@ -27,12 +35,28 @@ def fal_resource(settings: PipelineSettings) -> FalCatalogResource:
     )
 
 
+def database_resource(settings: PipelineSettings) -> CatalogDatabase:
+    """The URL may carry a password: when it comes from the environment it is bound as an EnvVar."""
+    if settings.database_url_from_env:
+        return CatalogDatabase(url=dg.EnvVar("GENFEED_DATABASE_URL"))
+    return CatalogDatabase(url=settings.database_url)
+
+
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[fal_model_list, fal_openapi_schemas],
+        assets=[
+            fal_model_list,
+            fal_openapi_schemas,
+            genfeed_models,
+            priced_models,
+            profitability_report,
+            models_table,
+        ],
         jobs=[refresh_fal_catalog],
         resources={
             "fal": fal_resource(settings),
+            "database": database_resource(settings),
+            "pricing": PricingPolicyResource(deployment=settings.deployment.value),
             "catalog_io_manager": JsonAssetIOManager(base_dir=str(settings.asset_values_dir)),
         },
         executor=dg.in_process_executor,

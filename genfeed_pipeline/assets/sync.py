@@ -1,0 +1,198 @@
+"""The profitability report and the synced `models` table."""
+
+from datetime import datetime
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS, source_metadata
+from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
+from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
+from genfeed_pipeline.pricing import policy_enabled
+from genfeed_pipeline.report import markdown
+from genfeed_pipeline.report.profitability import build_report, recommendations, summarize_by_category
+from genfeed_pipeline.resources import CatalogDatabase, PricingPolicyResource
+from genfeed_pipeline.sync.plan import SyncContext, SyncMode
+from genfeed_pipeline.sync.store import CatalogStore
+
+
+class SyncConfig(dg.Config):
+    """How the sync writes: `full`, `dry_run` (writes nothing), `pricing_only`, `existing_only`."""
+
+    mode: str = Field(SyncMode.FULL.value, description="full | dry_run | pricing_only | existing_only")
+
+    def sync_mode(self) -> SyncMode:
+        try:
+            return SyncMode(self.mode.strip().lower())
+        except ValueError:
+            choices = ", ".join(mode.value for mode in SyncMode)
+            raise ValueError(
+                f"models_table config: mode must be one of {choices}, not {self.mode!r}"
+            ) from None
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    owners=OWNERS,
+    kinds={"python", "pandas"},
+    io_manager_key="catalog_io_manager",
+)
+def profitability_report(
+    priced_models: PricedCatalog, database: CatalogDatabase, pricing: PricingPolicyResource
+) -> dg.Output[pd.DataFrame]:
+    """fal cost, GenFeed price and margin per model and per type, with recommendations.
+
+    Covers this run's dynamic-priced models and every fixed-price row already in the `models` table.
+    """
+    store = database.store()
+    store.migrate()
+    with store.engine.connect() as connection:
+        rows = CatalogStore.load_rows(connection)
+    policy = pricing.policy()
+    report = build_report(
+        priced_models.models,
+        rows,
+        target_margin=policy.margin,
+        policy_enabled={eid: policy_enabled(m, policy) for eid, m in priced_models.models.items()},
+    )
+    by_category = summarize_by_category(report)
+    todo = recommendations(report)
+    fixed_below_cost = report[
+        (report["pricing_kind"] == "fixed")
+        & report["fal_cost"].notna()
+        & report["genfeed_price"].notna()
+        & (report["genfeed_price"] < report["fal_cost"])
+    ]
+    summary = "\n\n".join(
+        [
+            f"**{len(report)} models** in {priced_models.deployment} pricing: "
+            f"{int(report['priced'].sum())} priced, {int((~report['valid']).sum())} invalid, "
+            f"{int((report['status'] == 'deprecated').sum())} deprecated, "
+            f"{len(fixed_below_cost)} fixed prices below fal cost.",
+            "### By type\n" + markdown.table(by_category.itertuples(index=False), list(by_category.columns)),
+            "### Recommendations\n"
+            + markdown.table(todo.itertuples(index=False), list(todo.columns), limit=40),
+        ]
+    )
+    metadata = {
+        "summary": dg.MetadataValue.md(summary),
+        "models": dg.MetadataValue.int(len(report)),
+        "recommendations": dg.MetadataValue.json(todo["recommendation"].value_counts().to_dict()),
+        "fixed_price_below_cost": dg.MetadataValue.json(fixed_below_cost["endpoint_id"].tolist()),
+        "dagster/row_count": dg.MetadataValue.int(len(report)),
+    }
+    return dg.Output(report, metadata=metadata)
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    owners=OWNERS,
+    kinds={"sql"},
+    deps=[profitability_report],
+    io_manager_key="catalog_io_manager",
+)
+def models_table(
+    context: dg.AssetExecutionContext,
+    config: SyncConfig,
+    fal_model_list: CatalogListing,
+    priced_models: PricedCatalog,
+    database: CatalogDatabase,
+    pricing: PricingPolicyResource,
+) -> dg.Output[SyncSummary]:
+    """GenFeed's `models` table, synced: new fal models inserted, existing rows enriched in place.
+
+    Existing rows, their fixed prices and an operator's enable/disable are never lost or overwritten.
+    """
+    policy = pricing.policy()
+    sync_context = SyncContext(
+        mode=config.sync_mode(),
+        source=fal_model_list.source,
+        data_as_of=fal_model_list.as_of,
+        now=utc_now(),
+        complete_listing=fal_model_list.complete,
+        requested_endpoint_ids=tuple(fal_model_list.requested_endpoint_ids)
+        if fal_model_list.requested_endpoint_ids is not None
+        else None,
+        removal_drop_threshold=pricing.removal_drop_threshold,
+    )
+    store = database.store()
+    outcome = store.sync(
+        sync_context,
+        priced_models.models,
+        lambda priced: policy_enabled(priced, policy),
+        run_id=context.run.run_id,
+        deployment=policy.deployment.value,
+    )
+    plan = outcome.plan
+    table_rows, table_enabled = store.count_rows()
+    summary = SyncSummary(
+        mode=config.sync_mode().value,
+        written=outcome.written,
+        source=fal_model_list.source,
+        as_of=fal_model_list.as_of,
+        endpoints_seen=plan.endpoints_seen,
+        new=plan.inserted,
+        changed=plan.updated,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        held=plan.held,
+        failed=plan.failed,
+        sync_run_id=outcome.sync_run_id,
+        table_rows=table_rows,
+        table_enabled=table_enabled,
+        changes=[
+            SyncedChange(c.endpoint_id, c.action.value, tuple(sorted(c.values)), c.reasons)
+            for c in plan.changes
+        ],
+        warnings=plan.warnings,
+    )
+    context.log.info(
+        "%s: %d new, %d changed, %d removed, %d unchanged",
+        "dry run (nothing written)" if not outcome.written else "synced",
+        plan.inserted,
+        plan.updated,
+        plan.removed,
+        plan.unchanged,
+    )
+    return dg.Output(summary, metadata=sync_metadata(summary, fal_model_list.as_of))
+
+
+def sync_metadata(summary: SyncSummary, as_of: datetime) -> dict[str, dg.MetadataValue]:
+    changes = [
+        dg.TableRecord(
+            {
+                "endpoint_id": change.endpoint_id,
+                "action": change.action,
+                "reasons": "; ".join(change.reasons),
+                "columns": ", ".join(change.columns),
+            }
+        )
+        for change in summary.changes[:500]
+    ]
+    return {
+        "mode": dg.MetadataValue.text(summary.mode),
+        "written": dg.MetadataValue.bool(summary.written),
+        "new": dg.MetadataValue.int(summary.new),
+        "changed": dg.MetadataValue.int(summary.changed),
+        "removed": dg.MetadataValue.int(summary.removed),
+        "unchanged": dg.MetadataValue.int(summary.unchanged),
+        "held": dg.MetadataValue.int(summary.held),
+        "failed": dg.MetadataValue.int(summary.failed),
+        "sync_run_id": dg.MetadataValue.int(summary.sync_run_id or 0),
+        "table_rows": dg.MetadataValue.int(summary.table_rows),
+        "table_enabled": dg.MetadataValue.int(summary.table_enabled),
+        "changes": dg.MetadataValue.table(
+            changes,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("endpoint_id", "string"),
+                    dg.TableColumn("action", "string"),
+                    dg.TableColumn("reasons", "string"),
+                    dg.TableColumn("columns", "string"),
+                ]
+            ),
+        ),
+        "warnings": dg.MetadataValue.md(markdown.bullet_list(summary.warnings)),
+        **source_metadata(summary.source.value, as_of, []),
+    }
