@@ -4,7 +4,8 @@ from collections import Counter
 
 import dagster as dg
 
-from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS, source_metadata
+from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS
+from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.mapping import map_catalog
@@ -47,6 +48,29 @@ def genfeed_models(
         "by_type": dg.MetadataValue.json(dict(by_type.most_common())),
         "derived_schemas": dg.MetadataValue.int(sum(m.schema_derived for m in models.values())),
         "invalid_reasons": _top_reasons(reasons),
+        "preview": preview_table(
+            (
+                {
+                    "endpoint_id": m.endpoint_id,
+                    "type": m.category.value if m.category else None,
+                    "fal_category": m.fal_category,
+                    "inputs": len((m.input_schema or {}).get("properties", {})),
+                    "outputs": len((m.output_schema or {}).get("properties", {})),
+                    "valid": m.valid,
+                    "errors": "; ".join(m.validation_errors),
+                }
+                for m in models.values()
+            ),
+            [
+                ("endpoint_id", "string"),
+                ("type", "string"),
+                ("fal_category", "string"),
+                ("inputs", "int"),
+                ("outputs", "int"),
+                ("valid", "bool"),
+                ("errors", "string"),
+            ],
+        ),
         **source_metadata(fal_model_list.source.value, fal_model_list.as_of, []),
     }
     return dg.Output(catalog, metadata=metadata)
@@ -84,6 +108,31 @@ def priced_models(
         "unpriced": dg.MetadataValue.int(len(models) - len(priced)),
         "unpriced_by_unit": _top_reasons(unpriced_units, limit=20),
         "price_source": dg.MetadataValue.text(fal_model_list.price_source.value),
+        "preview": preview_table(
+            (
+                {
+                    "endpoint_id": m.endpoint_id,
+                    "type": m.model.category.value if m.model.category else None,
+                    "unit": m.unit,
+                    "unit_price": m.unit_price,
+                    "cost_per_call": m.cost_per_call,
+                    "price_per_call": m.price_per_call,
+                    "confidence": m.cost_confidence,
+                    "flags": "; ".join(m.flags),
+                }
+                for m in models.values()
+            ),
+            [
+                ("endpoint_id", "string"),
+                ("type", "string"),
+                ("unit", "string"),
+                ("unit_price", "string"),
+                ("cost_per_call", "string"),
+                ("price_per_call", "string"),
+                ("confidence", "string"),
+                ("flags", "string"),
+            ],
+        ),
         **source_metadata(genfeed_models.source.value, genfeed_models.as_of, []),
     }
     return dg.Output(catalog, metadata=metadata)

@@ -1,13 +1,13 @@
 """Discovery: fal's model list (with prices) and every endpoint's OpenAPI document."""
 
 from collections import Counter
-from datetime import datetime
 
 import dagster as dg
 from pydantic import Field
 
+from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
-from genfeed_pipeline.fal.source import describe_age
+from genfeed_pipeline.report import markdown
 from genfeed_pipeline.resources import FalCatalogResource
 
 CATALOG_GROUP = "fal_catalog"
@@ -24,15 +24,6 @@ class SchemaFetchConfig(dg.Config):
     """`full_refresh` fetches every schema again, ignoring the incremental skip."""
 
     full_refresh: bool = False
-
-
-def source_metadata(source: str, as_of: datetime, notes: list[str]) -> dict[str, dg.MetadataValue]:
-    return {
-        "data_source": dg.MetadataValue.text(source),
-        "data_as_of": dg.MetadataValue.timestamp(as_of),
-        "data_age": dg.MetadataValue.text(describe_age(as_of)),
-        "notes": dg.MetadataValue.md("\n".join(f"- {note}" for note in notes) or "none"),
-    }
 
 
 @dg.asset(
@@ -56,13 +47,34 @@ def fal_model_list(
     metadata = {
         "endpoints": dg.MetadataValue.int(len(listing.endpoints)),
         "complete": dg.MetadataValue.bool(listing.complete),
-        "list_errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in listing.list_errors) or "none"),
+        "list_errors": dg.MetadataValue.md(markdown.bullet_list(listing.list_errors)),
         "by_category": dg.MetadataValue.json(dict(by_category.most_common())),
         "by_status": dg.MetadataValue.json(dict(by_status)),
         "prices": dg.MetadataValue.json(listing.count_prices()),
         "price_source": dg.MetadataValue.text(listing.price_source.value),
         "http_requests": dg.MetadataValue.int(listing.http_requests),
         "requested_endpoint_ids": dg.MetadataValue.json(listing.requested_endpoint_ids or []),
+        "preview": preview_table(
+            (
+                {
+                    "endpoint_id": e.endpoint_id,
+                    "name": e.display_name,
+                    "category": e.category,
+                    "status": e.status,
+                    "unit_price": quote.unit_price if (quote := listing.quote(e.endpoint_id)) else None,
+                    "unit": quote.unit if quote else None,
+                }
+                for e in listing.endpoints.values()
+            ),
+            [
+                ("endpoint_id", "string"),
+                ("name", "string"),
+                ("category", "string"),
+                ("status", "string"),
+                ("unit_price", "string"),
+                ("unit", "string"),
+            ],
+        ),
         **source_metadata(listing.source.value, listing.as_of, listing.notes),
     }
     return dg.Output(listing, metadata=metadata)

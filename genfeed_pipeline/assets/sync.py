@@ -6,7 +6,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS, source_metadata
+from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS
+from genfeed_pipeline.assets.metadata import source_metadata
 from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
 from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
 from genfeed_pipeline.pricing import policy_enabled

@@ -117,6 +117,10 @@ class CatalogListing:
     notes: list[str] = field(default_factory=list)
     http_requests: int = 0
 
+    def quote(self, endpoint_id: str) -> PriceQuote | None:
+        lookup = self.prices.get(endpoint_id)
+        return lookup.quote if lookup is not None else None
+
     def count_prices(self) -> dict[str, int]:
         counts = {status.value: 0 for status in PriceStatus}
         for lookup in self.prices.values():
