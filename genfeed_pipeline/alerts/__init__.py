@@ -1,0 +1,53 @@
+"""Catalog alerts for GenFeed: JSON event builders and a signed webhook sender."""
+
+from genfeed_pipeline.alerts.messages import (
+    CATALOG,
+    CHANGED,
+    CHECK_FAILED,
+    EVENT_TYPES,
+    OVERDUE,
+    RUN_FAILED,
+    change_event,
+    check_failure_event,
+    is_overdue,
+    overdue_event,
+    run_failure_event,
+)
+from genfeed_pipeline.alerts.webhook import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SECRET_ENV,
+    SIGNATURE_HEADER,
+    URLS_ENV,
+    DeliveryResult,
+    WebhookSender,
+    redact_url,
+    serialize_event,
+    sign,
+    verify_signature,
+)
+
+__all__ = [
+    "CATALOG",
+    "CHANGED",
+    "CHECK_FAILED",
+    "DELIVERY_HEADER",
+    "EVENT_HEADER",
+    "EVENT_TYPES",
+    "OVERDUE",
+    "RUN_FAILED",
+    "SECRET_ENV",
+    "SIGNATURE_HEADER",
+    "URLS_ENV",
+    "DeliveryResult",
+    "WebhookSender",
+    "change_event",
+    "check_failure_event",
+    "is_overdue",
+    "overdue_event",
+    "redact_url",
+    "run_failure_event",
+    "serialize_event",
+    "sign",
+    "verify_signature",
+]
