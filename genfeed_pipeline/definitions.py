@@ -8,18 +8,34 @@ from __future__ import annotations
 
 import dagster as dg
 
-from genfeed_pipeline.assets.catalog import genfeed_models, priced_models
-from genfeed_pipeline.assets.discovery import fal_model_list, fal_openapi_schemas
-from genfeed_pipeline.assets.sync import models_table, profitability_report
+from genfeed_pipeline.assets.catalog import (
+    breaking_schema_changes,
+    cloud_price_not_below_cost,
+    genfeed_models,
+    priced_models,
+    pricing_drift,
+)
+from genfeed_pipeline.assets.discovery import catalog_completeness, fal_model_list, fal_openapi_schemas
+from genfeed_pipeline.assets.sync import (
+    enabled_models_valid_and_priced,
+    models_table,
+    profitability_report,
+    unique_endpoint_ids,
+)
 from genfeed_pipeline.io_manager import JsonAssetIOManager
 from genfeed_pipeline.jobs import refresh_fal_catalog
 from genfeed_pipeline.resources import (
+    CatalogCheckSettings,
     CatalogDatabase,
+    ClockResource,
     FalApiResource,
     FalCatalogResource,
     FalSnapshotResource,
     PricingPolicyResource,
+    WebhookResource,
 )
+from genfeed_pipeline.schedules import build_refresh_schedule
+from genfeed_pipeline.sensors import alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog
 from genfeed_pipeline.settings import PipelineSettings
 
 
@@ -42,6 +58,14 @@ def database_resource(settings: PipelineSettings) -> CatalogDatabase:
     return CatalogDatabase(url=settings.database_url)
 
 
+def webhook_resource(settings: PipelineSettings) -> WebhookResource:
+    """URLs may carry tokens and the secret signs every message: both are bound as EnvVars when set."""
+    return WebhookResource(
+        urls=dg.EnvVar("GENFEED_WEBHOOK_URLS") if settings.webhook_urls_set else "",
+        secret=dg.EnvVar("GENFEED_WEBHOOK_SECRET") if settings.webhook_secret_set else None,
+    )
+
+
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
@@ -52,11 +76,24 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             profitability_report,
             models_table,
         ],
+        asset_checks=[
+            catalog_completeness,
+            breaking_schema_changes,
+            pricing_drift,
+            cloud_price_not_below_cost,
+            unique_endpoint_ids,
+            enabled_models_valid_and_priced,
+        ],
         jobs=[refresh_fal_catalog],
+        schedules=[build_refresh_schedule(settings.refresh_cron)],
+        sensors=[alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog],
         resources={
             "fal": fal_resource(settings),
             "database": database_resource(settings),
             "pricing": PricingPolicyResource(deployment=settings.deployment.value),
+            "catalog_checks": CatalogCheckSettings(),
+            "alerts": webhook_resource(settings),
+            "clock": ClockResource(),
             "catalog_io_manager": JsonAssetIOManager(base_dir=str(settings.asset_values_dir)),
         },
         executor=dg.in_process_executor,

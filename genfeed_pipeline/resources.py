@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, SecretStr
 
+from genfeed_pipeline.alerts.webhook import WebhookSender
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL, FalClientSettings
@@ -110,9 +112,6 @@ class PricingPolicyResource(dg.ConfigurableResource):
     floor: str = Field("0.001", description="lowest cloud price per call, USD")
     call_step: str = Field("0.0001", description="per-call prices are rounded up to this step, USD")
     unit_step: str = Field("0.000001", description="per-unit resale prices are rounded up to this step")
-    removal_drop_threshold: float = Field(
-        0.10, description="a list this share smaller than the last run's marks nothing removed"
-    )
 
     def policy(self) -> PricingPolicy:
         return PricingPolicy(
@@ -122,3 +121,54 @@ class PricingPolicyResource(dg.ConfigurableResource):
             call_step=Decimal(self.call_step),
             unit_step=Decimal(self.unit_step),
         )
+
+
+class CatalogCheckSettings(dg.ConfigurableResource):
+    """Severity (WARN or ERROR) and thresholds of the catalog's asset checks."""
+
+    completeness_severity: str = "ERROR"
+    completeness_drop_threshold: float = Field(
+        0.10, description="a list this share smaller than the last run's stops the sync"
+    )
+    breaking_schema_changes_severity: str = "WARN"
+    pricing_drift_severity: str = "WARN"
+    pricing_drift_threshold: str = Field("0.05", description="relative change that counts as drift")
+    unique_endpoint_ids_severity: str = "ERROR"
+    enabled_models_valid_and_priced_severity: str = "WARN"
+    cloud_price_not_below_cost_severity: str = "ERROR"
+
+    def severity(self, check_name: str) -> dg.AssetCheckSeverity:
+        value = str(getattr(self, f"{check_name}_severity")).strip().upper()
+        if value not in ("WARN", "ERROR"):
+            raise ValueError(f"catalog_checks.{check_name}_severity must be WARN or ERROR, not {value!r}")
+        return dg.AssetCheckSeverity[value]
+
+
+class WebhookResource(dg.ConfigurableResource):
+    """Where alerts and change events go: signed JSON POSTs to GenFeed's webhook URLs (none: nothing sent)."""
+
+    urls: str = Field("", description="comma-separated webhook URLs, from GENFEED_WEBHOOK_URLS")
+    secret: str | None = Field(None, description="HMAC-SHA256 signing secret, from GENFEED_WEBHOOK_SECRET")
+    max_attempts: int = 5
+    backoff_initial_seconds: float = 0.5
+
+    def sender(self) -> WebhookSender:
+        urls = [url.strip() for url in self.urls.split(",") if url.strip()]
+        return WebhookSender(
+            urls,
+            self.secret or None,
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+        )
+
+
+class ClockResource(dg.ConfigurableResource):
+    """The time sensors judge overdue assets by; `fixed_time` (ISO) pins it, for tests and drills."""
+
+    fixed_time: str | None = None
+
+    def now(self) -> datetime:
+        if self.fixed_time:
+            moment = datetime.fromisoformat(self.fixed_time)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return datetime.now(UTC)

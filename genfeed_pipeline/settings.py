@@ -33,6 +33,9 @@ class PipelineSettings(BaseModel):
     fal_openapi_url: str = DEFAULT_OPENAPI_URL
     fal_key_variable: str | None = None
     database_url_from_env: bool = False
+    webhook_urls_set: bool = False
+    webhook_secret_set: bool = False
+    refresh_cron: str = "0 */6 * * *"
 
     @property
     def cache_path(self) -> Path:
@@ -57,6 +60,9 @@ class PipelineSettings(BaseModel):
             fal_api_base_url=(env.get("FAL_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
             fal_openapi_url=env.get("FAL_OPENAPI_URL") or DEFAULT_OPENAPI_URL,
             database_url_from_env=bool(env.get("GENFEED_DATABASE_URL")),
+            webhook_urls_set=bool((env.get("GENFEED_WEBHOOK_URLS") or "").strip()),
+            webhook_secret_set=bool(env.get("GENFEED_WEBHOOK_SECRET")),
+            refresh_cron=env.get("GENFEED_REFRESH_CRON") or "0 */6 * * *",
             fal_key_variable=next(
                 (name for name in FAL_KEY_VARIABLES if (env.get(name) or "").strip()), None
             ),

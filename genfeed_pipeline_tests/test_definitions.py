@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,14 @@ from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
 from genfeed_pipeline_tests.fal_emulator import FalEmulator
 
 REPO = Path(__file__).resolve().parents[1]
+CATALOG_ASSETS = (
+    "fal_model_list",
+    "fal_openapi_schemas",
+    "genfeed_models",
+    "priced_models",
+    "profitability_report",
+    "models_table",
+)
 
 
 def settings_for(data_dir: Path, emulator: FalEmulator | None = None, **env: str) -> PipelineSettings:
@@ -33,12 +42,30 @@ def test_package_exports_the_definitions() -> None:
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} >= {
-        "fal_model_list",
-        "fal_openapi_schemas",
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(CATALOG_ASSETS)
+    assert {key.name for key in graph.asset_check_keys} == {
+        "catalog_completeness",
+        "breaking_schema_changes",
+        "pricing_drift",
+        "unique_endpoint_ids",
+        "enabled_models_valid_and_priced",
+        "cloud_price_not_below_cost",
     }
+    completeness = next(key for key in graph.asset_check_keys if key.name == "catalog_completeness")
+    assert graph.get_check_spec(completeness).blocking
+    for name in CATALOG_ASSETS:
+        policy = graph.get(dg.AssetKey(name)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=6, minutes=30)
     job = defs.resolve_job_def("refresh_fal_catalog")
     assert job.tags["genfeed/pipeline"] == "catalog_refresh"
+    assert {node.name for node in job.nodes_in_topological_order} >= set(CATALOG_ASSETS)
+    schedule = defs.resolve_schedule_def("refresh_fal_catalog_schedule")
+    assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "refresh_fal_catalog"
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert set(sensors) == {"alert_on_failed_checks", "alert_on_failed_refresh", "alert_on_overdue_catalog"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
 
 
 def test_workspace_yaml_points_at_the_definitions_and_pyproject_does_not_override_it() -> None:
@@ -59,6 +86,18 @@ def test_dagster_cli_loads_the_code_location() -> None:
         env={"PATH": "/usr/bin:/bin", "GENFEED_OFFLINE": "1", "HOME": str(REPO)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_schedule_tick_requests_a_refresh() -> None:
+    from genfeed_pipeline import defs
+
+    schedule = defs.resolve_schedule_def("refresh_fal_catalog_schedule")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 24, 6)
+        )
+        requests = schedule.evaluate_tick(context).run_requests
+    assert len(requests) == 1
 
 
 def test_settings_choose_live_or_offline_and_never_read_the_key(tmp_path: Path) -> None:

@@ -1,17 +1,24 @@
 """From fal's documents to GenFeed models, priced for this deployment."""
 
+import json
 from collections import Counter
+from decimal import Decimal
 
 import dagster as dg
 
-from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS
+from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, OWNERS
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.mapping import map_catalog
+from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import price_catalog
+from genfeed_pipeline.pricing.drift import find_price_drift
 from genfeed_pipeline.report import markdown
-from genfeed_pipeline.resources import PricingPolicyResource
+from genfeed_pipeline.report.profitability import fixed_price_of
+from genfeed_pipeline.resources import CatalogCheckSettings, CatalogDatabase, PricingPolicyResource
+from genfeed_pipeline.sync.review import held_models, ids_to_review, review_schemas
+from genfeed_pipeline.sync.store import CatalogStore
 
 
 def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
@@ -23,6 +30,7 @@ def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
     owners=OWNERS,
     kinds={"python"},
     io_manager_key="catalog_io_manager",
+    freshness_policy=CATALOG_FRESHNESS,
 )
 def genfeed_models(
     fal_model_list: CatalogListing, fal_openapi_schemas: SchemaSet
@@ -81,6 +89,7 @@ def genfeed_models(
     owners=OWNERS,
     kinds={"python"},
     io_manager_key="catalog_io_manager",
+    freshness_policy=CATALOG_FRESHNESS,
 )
 def priced_models(
     fal_model_list: CatalogListing,
@@ -136,3 +145,131 @@ def priced_models(
         **source_metadata(genfeed_models.source.value, genfeed_models.as_of, []),
     }
     return dg.Output(catalog, metadata=metadata)
+
+
+def _rows_and_schemas(database: CatalogDatabase, models: dict[str, GenFeedModel]) -> tuple[dict, dict]:
+    store = database.store()
+    store.migrate()
+    with store.engine.connect() as connection:
+        rows = CatalogStore.load_rows(connection)
+        accepted = CatalogStore.load_schemas(connection, ids_to_review(rows, models))
+    return rows, accepted
+
+
+@dg.asset_check(asset=genfeed_models)
+def breaking_schema_changes(
+    genfeed_models: MappedCatalog, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+) -> dg.AssetCheckResult:
+    """Compares each model's mapped inputs and outputs with the version accepted in the `models` table.
+
+    A breaking change (input removed or retyped, optional → required, new required input, enum value
+    removed, range narrowed past the old default, output removed or retyped) holds the model at its
+    last good schema until someone accepts it; new optional fields, descriptions and enum values pass.
+    """
+    _, accepted = _rows_and_schemas(database, genfeed_models.models)
+    reviews = review_schemas(accepted, genfeed_models.models)
+    held = held_models(reviews)
+    breaking_rows = [
+        {
+            "endpoint_id": endpoint_id,
+            "side": change.side,
+            "path": change.path,
+            "change": change.kind,
+            "old": json.dumps(change.old, default=str),
+            "new": json.dumps(change.new, default=str),
+        }
+        for endpoint_id in sorted(held)
+        for change in reviews[endpoint_id]
+        if change.breaking
+    ]
+    columns = [(name, "string") for name in ("endpoint_id", "side", "path", "change", "old", "new")]
+    return dg.AssetCheckResult(
+        passed=not held,
+        severity=catalog_checks.severity("breaking_schema_changes"),
+        description=f"{len(held)} models with breaking schema changes" if held else "no breaking changes",
+        metadata={
+            "models_compared": dg.MetadataValue.int(len(reviews)),
+            "models_with_changes": dg.MetadataValue.int(sum(1 for changes in reviews.values() if changes)),
+            "breaking_models": dg.MetadataValue.json(sorted(held)),
+            "breaking_changes": preview_table(breaking_rows, columns, limit=500),
+            "non_breaking_models": dg.MetadataValue.json(
+                sorted(eid for eid, changes in reviews.items() if changes and eid not in held)
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset=priced_models)
+def pricing_drift(
+    priced_models: PricedCatalog, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+) -> dg.AssetCheckResult:
+    """Flags every model whose unit price or cost per call moved more than the threshold (5%) since the
+    last synced value, or whose unit changed. Drifted prices are still applied; this reports them."""
+    threshold = Decimal(catalog_checks.pricing_drift_threshold)
+    store = database.store()
+    store.migrate()
+    with store.engine.connect() as connection:
+        rows = CatalogStore.load_rows(connection)
+    drifts = find_price_drift(rows, priced_models.models, threshold)
+    drift_rows = [
+        {
+            "endpoint_id": drift.endpoint_id,
+            "field": drift.field,
+            "old": str(drift.old),
+            "new": str(drift.new),
+            "change_pct": f"{drift.change_pct:+.2f}" if drift.change_pct is not None else "always flagged",
+        }
+        for drift in drifts
+    ]
+    columns = [(name, "string") for name in ("endpoint_id", "field", "old", "new", "change_pct")]
+    drifted = sorted({drift.endpoint_id for drift in drifts})
+    return dg.AssetCheckResult(
+        passed=not drifts,
+        severity=catalog_checks.severity("pricing_drift"),
+        description=f"{len(drifted)} models drifted more than {threshold:.0%}" if drifts else "no drift",
+        metadata={
+            "threshold": dg.MetadataValue.float(float(threshold)),
+            "drifted_models": dg.MetadataValue.json(drifted),
+            "drift": preview_table(drift_rows, columns, limit=500),
+        },
+    )
+
+
+@dg.asset_check(asset=priced_models)
+def cloud_price_not_below_cost(
+    priced_models: PricedCatalog, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+) -> dg.AssetCheckResult:
+    """In cloud, no call may be sold below fal's cost: dynamic prices, and fixed prices set by people."""
+    if priced_models.deployment != "cloud":
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=catalog_checks.severity("cloud_price_not_below_cost"),
+            description="core deployment: prices are fal's cost",
+        )
+    store = database.store()
+    store.migrate()
+    with store.engine.connect() as connection:
+        rows = CatalogStore.load_rows(connection)
+    below = []
+    for endpoint_id, model in priced_models.models.items():
+        cost = model.cost_per_call
+        if cost is None:
+            continue
+        fixed = fixed_price_of((rows.get(endpoint_id) or {}).get("pricing"))
+        price = fixed if fixed is not None else model.price_per_call
+        if price is not None and price < cost:
+            below.append(
+                {
+                    "endpoint_id": endpoint_id,
+                    "pricing": "fixed" if fixed is not None else "dynamic",
+                    "price": str(price),
+                    "fal_cost": str(cost),
+                }
+            )
+    columns = [(name, "string") for name in ("endpoint_id", "pricing", "price", "fal_cost")]
+    return dg.AssetCheckResult(
+        passed=not below,
+        severity=catalog_checks.severity("cloud_price_not_below_cost"),
+        description=f"{len(below)} models priced below fal cost" if below else "every price covers fal cost",
+        metadata={"below_cost": preview_table(below, columns, limit=500)},
+    )

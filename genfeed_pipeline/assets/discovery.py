@@ -1,6 +1,7 @@
 """Discovery: fal's model list (with prices) and every endpoint's OpenAPI document."""
 
 from collections import Counter
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -8,10 +9,18 @@ from pydantic import Field
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.report import markdown
-from genfeed_pipeline.resources import FalCatalogResource
+from genfeed_pipeline.resources import CatalogCheckSettings, CatalogDatabase, FalCatalogResource
+from genfeed_pipeline.sync.completeness import judge_completeness
+from genfeed_pipeline.sync.store import CatalogStore
 
 CATALOG_GROUP = "fal_catalog"
 OWNERS = ["team:data"]
+REFRESH_INTERVAL = timedelta(hours=6)
+FRESHNESS_GRACE = timedelta(minutes=30)
+# Refreshed every six hours; a catalog asset not updated within that plus a grace period is overdue.
+CATALOG_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=REFRESH_INTERVAL + FRESHNESS_GRACE, warn_window=REFRESH_INTERVAL
+)
 
 
 class ModelListConfig(dg.Config):
@@ -31,6 +40,7 @@ class SchemaFetchConfig(dg.Config):
     owners=OWNERS,
     kinds={"python", "api"},
     io_manager_key="catalog_io_manager",
+    freshness_policy=CATALOG_FRESHNESS,
 )
 def fal_model_list(
     context: dg.AssetExecutionContext, config: ModelListConfig, fal: FalCatalogResource
@@ -85,6 +95,7 @@ def fal_model_list(
     owners=OWNERS,
     kinds={"python", "api"},
     io_manager_key="catalog_io_manager",
+    freshness_policy=CATALOG_FRESHNESS,
 )
 def fal_openapi_schemas(
     context: dg.AssetExecutionContext,
@@ -102,3 +113,40 @@ def fal_openapi_schemas(
         **source_metadata(schemas.source.value, schemas.as_of, schemas.notes),
     }
     return dg.Output(schemas, metadata=metadata)
+
+
+@dg.asset_check(asset=fal_model_list, blocking=True)
+def catalog_completeness(
+    fal_model_list: CatalogListing, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+) -> dg.AssetCheckResult:
+    """Stops the sync when fal's list failed or came back far smaller than the last run's.
+
+    Blocking: when it fails, nothing downstream runs and the `models` table stays exactly as it was.
+    A manual refresh of chosen endpoints is judged on those endpoints only.
+    """
+    store = database.store()
+    store.migrate()
+    with store.engine.connect() as connection:
+        previous = CatalogStore.previous_endpoints_seen(connection)
+    verdict = judge_completeness(
+        complete=fal_model_list.complete,
+        list_errors=fal_model_list.list_errors,
+        endpoints=len(fal_model_list.endpoints),
+        previous_endpoints=previous,
+        drop_threshold=catalog_checks.completeness_drop_threshold,
+        whole_catalog=fal_model_list.requested_endpoint_ids is None,
+    )
+    missing = sorted(set(fal_model_list.requested_endpoint_ids or ()) - set(fal_model_list.endpoints))
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        severity=catalog_checks.severity("completeness"),
+        description=verdict.reason,
+        metadata={
+            "endpoints": dg.MetadataValue.int(len(fal_model_list.endpoints)),
+            "previous_endpoints": dg.MetadataValue.int(previous or 0),
+            "drop_threshold": dg.MetadataValue.float(catalog_checks.completeness_drop_threshold),
+            "list_errors": dg.MetadataValue.md(markdown.bullet_list(fal_model_list.list_errors)),
+            "data_source": dg.MetadataValue.text(fal_model_list.source.value),
+            "chosen_ids_not_at_fal": dg.MetadataValue.json(missing),
+        },
+    )

@@ -6,14 +6,26 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from genfeed_pipeline.assets.discovery import CATALOG_GROUP, OWNERS
-from genfeed_pipeline.assets.metadata import source_metadata
+from genfeed_pipeline.alerts.messages import change_event
+from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, OWNERS
+from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
 from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
 from genfeed_pipeline.pricing import policy_enabled
 from genfeed_pipeline.report import markdown
-from genfeed_pipeline.report.profitability import build_report, recommendations, summarize_by_category
-from genfeed_pipeline.resources import CatalogDatabase, PricingPolicyResource
+from genfeed_pipeline.report.profitability import (
+    build_report,
+    fixed_price_of,
+    recommendations,
+    summarize_by_category,
+)
+from genfeed_pipeline.resources import (
+    CatalogCheckSettings,
+    CatalogDatabase,
+    PricingPolicyResource,
+    WebhookResource,
+)
+from genfeed_pipeline.sync.events import sync_change_items
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.sync.store import CatalogStore
 
@@ -38,6 +50,7 @@ class SyncConfig(dg.Config):
     owners=OWNERS,
     kinds={"python", "pandas"},
     io_manager_key="catalog_io_manager",
+    freshness_policy=CATALOG_FRESHNESS,
 )
 def profitability_report(
     priced_models: PricedCatalog, database: CatalogDatabase, pricing: PricingPolicyResource
@@ -92,6 +105,7 @@ def profitability_report(
     kinds={"sql"},
     deps=[profitability_report],
     io_manager_key="catalog_io_manager",
+    freshness_policy=CATALOG_FRESHNESS,
 )
 def models_table(
     context: dg.AssetExecutionContext,
@@ -100,6 +114,8 @@ def models_table(
     priced_models: PricedCatalog,
     database: CatalogDatabase,
     pricing: PricingPolicyResource,
+    catalog_checks: CatalogCheckSettings,
+    alerts: WebhookResource,
 ) -> dg.Output[SyncSummary]:
     """GenFeed's `models` table, synced: new fal models inserted, existing rows enriched in place.
 
@@ -115,7 +131,7 @@ def models_table(
         requested_endpoint_ids=tuple(fal_model_list.requested_endpoint_ids)
         if fal_model_list.requested_endpoint_ids is not None
         else None,
-        removal_drop_threshold=pricing.removal_drop_threshold,
+        removal_drop_threshold=catalog_checks.completeness_drop_threshold,
     )
     store = database.store()
     outcome = store.sync(
@@ -148,6 +164,11 @@ def models_table(
         ],
         warnings=plan.warnings,
     )
+    if outcome.written:
+        items = sync_change_items(plan)
+        if any(items.values()):
+            event = change_event(run_id=context.run.run_id, deployment=policy.deployment.value, **items)
+            alerts.sender().send(event)
     context.log.info(
         "%s: %d new, %d changed, %d removed, %d unchanged",
         "dry run (nothing written)" if not outcome.written else "synced",
@@ -197,3 +218,58 @@ def sync_metadata(summary: SyncSummary, as_of: datetime) -> dict[str, dg.Metadat
         "warnings": dg.MetadataValue.md(markdown.bullet_list(summary.warnings)),
         **source_metadata(summary.source.value, as_of, []),
     }
+
+
+def _table_rows(database: CatalogDatabase) -> dict[str, dict]:
+    store = database.store()
+    store.migrate()
+    with store.engine.connect() as connection:
+        return CatalogStore.load_rows(connection)
+
+
+@dg.asset_check(asset=models_table)
+def unique_endpoint_ids(
+    database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+) -> dg.AssetCheckResult:
+    """No two rows of `models` name the same endpoint (ids compared trimmed and case-insensitively)."""
+    groups: dict[str, list[str]] = {}
+    for endpoint_id in _table_rows(database):
+        groups.setdefault(endpoint_id.strip().lower(), []).append(endpoint_id)
+    duplicates = {key: ids for key, ids in groups.items() if len(ids) > 1}
+    return dg.AssetCheckResult(
+        passed=not duplicates,
+        severity=catalog_checks.severity("unique_endpoint_ids"),
+        description=f"{len(duplicates)} ids appear more than once" if duplicates else "every id is unique",
+        metadata={
+            "rows": dg.MetadataValue.int(sum(len(ids) for ids in groups.values())),
+            "duplicates": dg.MetadataValue.json(duplicates),
+        },
+    )
+
+
+@dg.asset_check(asset=models_table)
+def enabled_models_valid_and_priced(
+    database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+) -> dg.AssetCheckResult:
+    """Every enabled fal model in `models` is valid, priced and still at fal."""
+    offending = []
+    for endpoint_id, row in _table_rows(database).items():
+        if row.get("provider") != "fal" or not row.get("enabled"):
+            continue
+        problems = list(row.get("validation_errors") or [])
+        if row.get("status") == "removed":
+            problems.append("removed by fal")
+        if row.get("cost_per_call") is None and fixed_price_of(row.get("pricing")) is None:
+            problems.append("no cost per call")
+        if problems:
+            owner = "pipeline" if row.get("managed_by") else "GenFeed"
+            offending.append(
+                {"endpoint_id": endpoint_id, "row_owner": owner, "problems": "; ".join(problems)}
+            )
+    columns = [("endpoint_id", "string"), ("row_owner", "string"), ("problems", "string")]
+    return dg.AssetCheckResult(
+        passed=not offending,
+        severity=catalog_checks.severity("enabled_models_valid_and_priced"),
+        description=f"{len(offending)} enabled models are invalid or unpriced" if offending else "all good",
+        metadata={"offending_models": preview_table(offending, columns, limit=500)},
+    )

@@ -80,3 +80,37 @@ sync_runs = sa.Table(
     sa.Column("unchanged_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("notes", sa.JSON, nullable=True),
 )
+
+model_schema_history = sa.Table(
+    "model_schema_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.String(512), nullable=False),
+    sa.Column("seen_at", UtcDateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # accepted | held | rejected
+    sa.Column("schema_hash", sa.String(64), nullable=True),
+    sa.Column("mapped_hash", sa.String(64), nullable=False),
+    sa.Column("schema_version", sa.String(64), nullable=True),
+    sa.Column("input_schema", sa.JSON, nullable=True),
+    sa.Column("output_schema", sa.JSON, nullable=True),
+    sa.Column("capabilities", sa.JSON, nullable=True),
+    sa.Column("review_reason", sa.Text, nullable=True),
+    sa.Column("decided_at", UtcDateTime, nullable=True),
+)
+
+model_price_history = sa.Table(
+    "model_price_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.String(512), nullable=False),
+    sa.Column("seen_at", UtcDateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("unit_price", ExactDecimal, nullable=True),
+    sa.Column("unit", sa.String(64), nullable=True),
+    sa.Column("unit_raw", sa.String(128), nullable=True),
+    sa.Column("cost_per_call", ExactDecimal, nullable=True),
+    sa.Column("price_per_call", ExactDecimal, nullable=True),
+    sa.Column("price_source", sa.String(16), nullable=True),
+    sa.Column("deployment", sa.String(16), nullable=True),
+)

@@ -27,6 +27,7 @@ from typing import Any
 
 from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE
 from genfeed_pipeline.fal.catalog import DataSource, PriceStatus, SchemaStatus
+from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
 
 Row = dict[str, Any]
@@ -105,6 +106,8 @@ class SyncPlan:
     held: int = 0
     warnings: list[str] = field(default_factory=list)
     endpoints_seen: int = 0
+    schema_history: list[Row] = field(default_factory=list)  # schema versions first seen in this run
+    price_history: list[Row] = field(default_factory=list)  # prices first seen in this run
 
     def count(self, action: Action) -> int:
         return sum(1 for change in self.changes if change.action == action)
@@ -132,8 +135,8 @@ def mapped_hash(input_schema: Any, output_schema: Any, capabilities: Any) -> str
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def capabilities_json(priced: PricedModel) -> dict[str, Any]:
-    capabilities = priced.model.capabilities
+def capabilities_json(model: GenFeedModel) -> dict[str, Any]:
+    capabilities = model.capabilities
     return {
         name: list(value) if isinstance(value, tuple) else value
         for name, value in vars(capabilities).items()
@@ -141,10 +144,31 @@ def capabilities_json(priced: PricedModel) -> dict[str, Any]:
     }
 
 
+def mapped_hash_of(model: GenFeedModel) -> str:
+    return mapped_hash(model.input_schema, model.output_schema, capabilities_json(model))
+
+
+def schema_history_entry(values: Row, status: str, review_reason: str | None = None) -> Row:
+    columns = (
+        "schema_hash",
+        "mapped_hash",
+        "schema_version",
+        "input_schema",
+        "output_schema",
+        "capabilities",
+    )
+    return {column: values[column] for column in columns} | {"status": status, "review_reason": review_reason}
+
+
+def price_history_entry(values: Row) -> Row:
+    columns = ("unit_price", "unit", "unit_raw", "cost_per_call", "price_per_call", "price_source")
+    return {column: values[column] for column in columns}
+
+
 def model_values(priced: PricedModel) -> Row:
     """Every pipeline-owned column of a model, as this run sees it."""
     model = priced.model
-    capabilities = capabilities_json(priced)
+    capabilities = capabilities_json(model)
     return {
         "name": model.name,
         "provider": model.provider,
@@ -209,15 +233,31 @@ class SyncPlanner:
             if row is None:
                 if context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
                     continue
-                plan.changes.append(self._insert(endpoint_id, model))
-                continue
-            change = self._update(endpoint_id, row, model)
+                change = self._insert(endpoint_id, model)
+            else:
+                change = self._update(endpoint_id, row, model)
             if change is None:
                 plan.unchanged += 1
-            else:
-                plan.changes.append(change)
+                continue
+            plan.changes.append(change)
+            self._record_history(plan, change, model, row)
         plan.changes.extend(self._removals(existing, priced, plan))
         return plan
+
+    def _record_history(self, plan: SyncPlan, change: RowChange, model: PricedModel, row: Row | None) -> None:
+        desired = model_values(model)
+        review_reason = self.held.get(change.endpoint_id)
+        if "mapped_hash" in change.values:
+            plan.schema_history.append(
+                {"endpoint_id": change.endpoint_id} | schema_history_entry(desired, "accepted")
+            )
+        elif review_reason is not None and (row or {}).get("review_reason") != review_reason:
+            plan.schema_history.append(
+                {"endpoint_id": change.endpoint_id} | schema_history_entry(desired, "held", review_reason)
+            )
+        price_columns = ("unit_price", "unit", "unit_raw", "cost_per_call", "price_per_call")
+        if desired["unit_price"] is not None and any(column in change.values for column in price_columns):
+            plan.price_history.append({"endpoint_id": change.endpoint_id} | price_history_entry(desired))
 
     # -- inserts ------------------------------------------------------------------------------------
 

@@ -11,15 +11,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from genfeed_pipeline.db.migrate import upgrade_to_head
-from genfeed_pipeline.db.tables import models, sync_runs
+from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models, sync_runs
 from genfeed_pipeline.fal.catalog import utc_now
+from genfeed_pipeline.mapping.diff import SchemaChange
 from genfeed_pipeline.pricing import PricedModel
 from genfeed_pipeline.sync.plan import Action, Row, SyncContext, SyncMode, SyncPlan, SyncPlanner
+from genfeed_pipeline.sync.review import held_models, ids_to_review, review_schemas
 
 SYNC_LOCK_KEY = 7_245_019_331  # arbitrary, fixed: the advisory lock id of "the models table sync"
 HEAVY_COLUMNS = ("input_schema", "output_schema")
@@ -31,6 +34,8 @@ class SyncOutcome:
     plan: SyncPlan
     written: bool
     sync_run_id: int | None
+    schema_changes: dict[str, list[SchemaChange]]  # models compared with their accepted schema
+    held: dict[str, str]  # endpoint_id → review reason
 
 
 class CatalogStore:
@@ -110,6 +115,17 @@ class CatalogStore:
                 connection.execute(statement, params[start : start + BATCH])
 
     @staticmethod
+    def record_history(
+        connection: sa.Connection, plan: SyncPlan, *, seen_at: datetime, run_id: str | None, deployment: str
+    ) -> None:
+        stamp = {"seen_at": seen_at, "run_id": run_id}
+        schema_rows = [entry | stamp for entry in plan.schema_history]
+        price_rows = [entry | stamp | {"deployment": deployment} for entry in plan.price_history]
+        for table, rows in ((model_schema_history, schema_rows), (model_price_history, price_rows)):
+            for start in range(0, len(rows), BATCH):
+                connection.execute(table.insert(), rows[start : start + BATCH])
+
+    @staticmethod
     def record_run(
         connection: sa.Connection,
         context: SyncContext,
@@ -139,32 +155,46 @@ class CatalogStore:
         }
         return connection.execute(sync_runs.insert().returning(sync_runs.c.id), values).scalar_one()
 
+    def review(
+        self, connection: sa.Connection, rows: Mapping[str, Row], priced: Mapping[str, PricedModel]
+    ) -> dict[str, list[SchemaChange]]:
+        models_by_id = {endpoint_id: model.model for endpoint_id, model in priced.items()}
+        accepted = self.load_schemas(connection, ids_to_review(rows, models_by_id))
+        return review_schemas(accepted, models_by_id)
+
     def sync(
         self,
         context: SyncContext,
         priced: Mapping[str, PricedModel],
         policy_enabled: Callable[[PricedModel], bool],
         *,
-        held: Mapping[str, str] | None = None,
         run_id: str | None = None,
         deployment: str,
     ) -> SyncOutcome:
-        """Plans against the rows as they are inside the lock, then writes them (unless a dry run)."""
+        """Plans against the rows as they are inside the lock, then writes them (unless a dry run).
+
+        Models with a breaking schema change are held: their accepted schema stays, they are disabled
+        and marked for review; everything else syncs.
+        """
         self.migrate()
 
-        def plan_in(connection: sa.Connection) -> tuple[SyncContext, SyncPlan]:
+        def plan_in(connection: sa.Connection) -> tuple[SyncContext, SyncPlan, dict, dict]:
             full_context = replace(context, previous_endpoints_seen=self.previous_endpoints_seen(connection))
+            rows = self.load_rows(connection)
+            changes = self.review(connection, rows, priced)
+            held = held_models(changes)
             planner = SyncPlanner(full_context, policy_enabled, held)
-            return full_context, planner.plan(self.load_rows(connection), priced)
+            return full_context, planner.plan(rows, priced), changes, held
 
         if context.mode == SyncMode.DRY_RUN:
             with self.engine.connect() as connection:
-                _, plan = plan_in(connection)
-            return SyncOutcome(plan, written=False, sync_run_id=None)
+                _, plan, changes, held = plan_in(connection)
+            return SyncOutcome(plan, written=False, sync_run_id=None, schema_changes=changes, held=held)
         with self.locked_transaction() as connection:
-            full_context, plan = plan_in(connection)
+            full_context, plan, changes, held = plan_in(connection)
             self.apply(connection, plan)
+            self.record_history(connection, plan, seen_at=context.now, run_id=run_id, deployment=deployment)
             sync_run_id = self.record_run(
                 connection, full_context, plan, run_id=run_id, deployment=deployment
             )
-        return SyncOutcome(plan, written=True, sync_run_id=sync_run_id)
+        return SyncOutcome(plan, written=True, sync_run_id=sync_run_id, schema_changes=changes, held=held)

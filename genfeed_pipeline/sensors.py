@@ -1,0 +1,104 @@
+"""Alerts: a failed refresh, failed checks and an overdue catalog each send one signed webhook message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from genfeed_pipeline.alerts.messages import (
+    check_failure_event,
+    is_overdue,
+    overdue_event,
+    run_failure_event,
+)
+from genfeed_pipeline.assets.discovery import FRESHNESS_GRACE, REFRESH_INTERVAL
+from genfeed_pipeline.jobs import refresh_fal_catalog
+from genfeed_pipeline.resources import ClockResource, WebhookResource
+
+OVERDUE_AFTER = REFRESH_INTERVAL + FRESHNESS_GRACE
+SYNCED_ASSET = dg.AssetKey("models_table")
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dict[str, Any]]:
+    """The asset checks of a run that did not pass, with the evidence they recorded."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    failures = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.asset_check_evaluation_data
+        if evaluation.passed:
+            continue
+        metadata = {key: value.value for key, value in evaluation.metadata.items()}
+        affected = next(
+            (metadata[key] for key in ("breaking_models", "drifted_models", "duplicates") if key in metadata),
+            None,
+        )
+        failures.append(
+            {
+                "check_name": evaluation.check_name,
+                "asset": evaluation.asset_key.to_user_string(),
+                "severity": evaluation.severity.value,
+                "description": evaluation.description,
+                "affected": affected,
+            }
+        )
+    return failures
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[refresh_fal_catalog],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After a refresh that succeeded with failed (warning) checks, sends one check_failed alert.",
+)
+def alert_on_failed_checks(
+    context: dg.RunStatusSensorContext, alerts: WebhookResource
+) -> dg.SkipReason | None:
+    failures = failed_checks(context.instance, context.dagster_run.run_id)
+    if not failures:
+        return dg.SkipReason("every check passed")
+    event = check_failure_event(
+        run_id=context.dagster_run.run_id, job_name=context.dagster_run.job_name, failed_checks=failures
+    )
+    alerts.sender().send(event)
+    return None
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[refresh_fal_catalog],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends one run_failed alert when a refresh fails, with the failed checks if any stopped it.",
+)
+def alert_on_failed_refresh(context: dg.RunFailureSensorContext, alerts: WebhookResource) -> None:
+    run = context.dagster_run
+    error = context.failure_event.message or "the run failed"
+    failures = failed_checks(context.instance, run.run_id)
+    if failures:
+        error += " | failed checks: " + ", ".join(f["check_name"] for f in failures)
+    alerts.sender().send(run_failure_event(run_id=run.run_id, job_name=run.job_name, error=error))
+
+
+@dg.sensor(
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts once when models_table has not been synced for six hours plus the grace period.",
+)
+def alert_on_overdue_catalog(
+    context: dg.SensorEvaluationContext, alerts: WebhookResource, clock: ClockResource
+) -> dg.SkipReason | None:
+    event = context.instance.get_latest_materialization_event(SYNCED_ASSET)
+    if event is None:
+        return dg.SkipReason("models_table has never been synced; the schedule will do it")
+    last = datetime.fromtimestamp(event.timestamp, UTC)
+    now = clock.now()
+    if not is_overdue(last, now, OVERDUE_AFTER):
+        return dg.SkipReason(f"models_table synced at {last:%Y-%m-%d %H:%M} UTC: on time")
+    episode = str(event.timestamp)
+    if context.cursor == episode:
+        return dg.SkipReason("already alerted for this overdue period")
+    alerts.sender().send(
+        overdue_event(asset="models_table", last_materialized_at=last, now=now, overdue_after=OVERDUE_AFTER)
+    )
+    context.update_cursor(episode)
+    return None

@@ -1,0 +1,56 @@
+"""Which models' schemas changed in a breaking way since the version accepted in the `models` table.
+
+A model is compared when its mapped schemas (by `mapped_hash`) differ from the row's. The row keeps the
+last accepted schema while a breaking change is held, so a held model is compared again on every run
+until someone accepts the change (or fal reverts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from genfeed_pipeline.fal.catalog import SchemaStatus
+from genfeed_pipeline.mapping.diff import SchemaChange, breaking_changes, diff_model_schemas, review_reason
+from genfeed_pipeline.mapping.model import GenFeedModel
+from genfeed_pipeline.sync.plan import mapped_hash_of
+
+Row = dict[str, Any]
+
+
+def ids_to_review(rows: Mapping[str, Row], models: Mapping[str, GenFeedModel]) -> list[str]:
+    """Models whose mapped schemas differ from the accepted ones in the table."""
+    return [
+        endpoint_id
+        for endpoint_id, model in models.items()
+        if (row := rows.get(endpoint_id)) is not None
+        and row.get("mapped_hash") is not None
+        and model.input_schema is not None
+        and model.schema_status != SchemaStatus.FAILED
+        and row["mapped_hash"] != mapped_hash_of(model)
+    ]
+
+
+def review_schemas(
+    accepted: Mapping[str, Row], models: Mapping[str, GenFeedModel]
+) -> dict[str, list[SchemaChange]]:
+    """endpoint_id → every change against the accepted schemas (rows carry input/output_schema)."""
+    return {
+        endpoint_id: diff_model_schemas(
+            row.get("input_schema"),
+            row.get("output_schema"),
+            models[endpoint_id].input_schema,
+            models[endpoint_id].output_schema,
+        )
+        for endpoint_id, row in accepted.items()
+        if endpoint_id in models
+    }
+
+
+def held_models(reviews: Mapping[str, list[SchemaChange]]) -> dict[str, str]:
+    """endpoint_id → review reason, for the models whose changes include a breaking one."""
+    held = {}
+    for endpoint_id, changes in reviews.items():
+        if breaking_changes(changes):
+            held[endpoint_id] = review_reason(changes) or "breaking schema change"
+    return held
