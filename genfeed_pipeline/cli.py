@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -20,6 +21,7 @@ from genfeed_pipeline.assets.values import PricedCatalog, SyncSummary
 from genfeed_pipeline.fal.catalog import CatalogListing
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.plan import SyncMode
+from genfeed_pipeline.sync.store import CatalogStore
 
 
 def _instance() -> dg.DagsterInstance:
@@ -114,6 +116,41 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog_store() -> tuple[CatalogStore, PipelineSettings]:
+    from genfeed_pipeline.db.engine import create_catalog_engine
+
+    settings = PipelineSettings.from_env()
+    store = CatalogStore(create_catalog_engine(settings.database_url))
+    store.migrate()
+    return store, settings
+
+
+def _accept(args: argparse.Namespace) -> int:
+    from genfeed_pipeline.sync.history import accept, held_changes
+
+    store, settings = _catalog_store()
+    with store.engine.connect() as connection:
+        held = held_changes(connection, args.endpoint_id or None)
+    if not held:
+        print(
+            "nothing is held for review"
+            + (f" among {', '.join(args.endpoint_id)}" if args.endpoint_id else "")
+        )
+        return 0 if not args.endpoint_id else 1
+    for change in held:
+        print(f"{change.endpoint_id} (held since {change.held_since:%Y-%m-%d %H:%M} UTC)")
+        for item in change.changes:
+            print(f"  {item.describe()}")
+    if args.dry_run:
+        print("dry run: nothing accepted")
+        return 0
+    accepted = accept(
+        store, [h.endpoint_id for h in held], deployment=settings.deployment.value, now=datetime.now(UTC)
+    )
+    print(f"accepted {len(accepted)}: {', '.join(accepted)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genfeed-catalog", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.set_defaults(handler=_refresh)
     migrate = commands.add_parser("migrate", help="create or upgrade the catalog tables (idempotent)")
     migrate.set_defaults(handler=_migrate)
+    accept = commands.add_parser("accept", help="show held breaking schema changes, then ship them")
+    accept.add_argument("endpoint_id", nargs="*", help="endpoints to accept (default: every held one)")
+    accept.add_argument("--dry-run", action="store_true", help="show the diffs only")
+    accept.set_defaults(handler=_accept)
     return parser
 
 

@@ -22,8 +22,10 @@ from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.tables import models
 from genfeed_pipeline.definitions import build_definitions
 from genfeed_pipeline.resources import ClockResource, WebhookResource
-from genfeed_pipeline.sensors import alert_on_failed_checks, alert_on_overdue_catalog
+from genfeed_pipeline.sensors import alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog
 from genfeed_pipeline.settings import PipelineSettings
+from genfeed_pipeline.sync.history import accept, held_changes, price_on, schema_history
+from genfeed_pipeline.sync.store import CatalogStore
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
 from genfeed_pipeline_tests.fal_emulator import FalEmulator, Fault
 from genfeed_pipeline_tests.webhook_receiver import WebhookReceiver
@@ -195,11 +197,32 @@ def test_two_refreshes_flag_exactly_the_mutated_models(pipeline, fal_emulator: F
         "pricing_drift",
     }
 
+    store = CatalogStore(engine)
+    with engine.connect() as connection:
+        between = price_on(connection, PRICE_UP_6, instance.get_run_record_by_id(run.run_id).create_timestamp)
+        assert between["unit_price"] == Decimal("0.003")
+        held_now = held_changes(connection)
+        assert {h.endpoint_id for h in held_now} == {REQUIRED_INPUT_REMOVED, TYPE_CHANGED}
+        removed_prompt = next(h for h in held_now if h.endpoint_id == REQUIRED_INPUT_REMOVED)
+        assert any(c.path == "prompt" and c.breaking for c in removed_prompt.changes)
+        statuses = [h["status"] for h in schema_history(connection, REQUIRED_INPUT_REMOVED)]
+        assert statuses == ["accepted", "held"]
+    now = datetime.now(UTC)
+    accepted = accept(store, [REQUIRED_INPUT_REMOVED, OPTIONAL_INPUT_ADDED], deployment="cloud", now=now)
+    assert accepted == [REQUIRED_INPUT_REMOVED]
+    shipped = table_rows(engine)[REQUIRED_INPUT_REMOVED]
+    assert "prompt" not in shipped["input_schema"]["properties"]
+    assert shipped["review_reason"] is None and shipped["enabled"]
+
+    third = refresh(defs, instance)
+    assert verdicts(third)["breaking_schema_changes"].metadata["breaking_models"].value == [TYPE_CHANGED]
+    assert table_rows(engine)[REQUIRED_INPUT_REMOVED]["review_reason"] is None
+
 
 def test_completeness_stops_the_sync_and_the_table_stays_byte_for_byte(
     pipeline, fal_emulator: FalEmulator
 ) -> None:
-    defs, instance, engine, _, database_file = pipeline
+    defs, instance, engine, receiver, database_file = pipeline
     assert refresh(defs, instance).success
     engine.dispose()
     before = hashlib.sha256(database_file.read_bytes()).hexdigest()
@@ -223,6 +246,20 @@ def test_completeness_stops_the_sync_and_the_table_stays_byte_for_byte(
     assert "models_table" not in steps and "fal_openapi_schemas" not in steps
     engine.dispose()
     assert hashlib.sha256(database_file.read_bytes()).hexdigest() == before
+
+    seen = len(receiver.requests)
+    failure = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_failed_refresh",
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        dagster_event=failure.records[0].event_log_entry.dagster_event,
+        resources={"alerts": WebhookResource(urls=receiver.url, secret=SECRET)},
+    ).for_run_failure()
+    alert_on_failed_refresh(context)
+    alert = receiver.wait_for(seen + 1, timeout=10)[seen]
+    assert alert.signature_valid and alert.json["type"] == "catalog.run_failed"
+    assert "catalog_completeness" in alert.json["error"]
 
 
 def test_overdue_alert_fires_once_with_a_controlled_clock(pipeline) -> None:
