@@ -244,6 +244,20 @@ class EmulatedCatalog:
 
     # -- scale ----------------------------------------------------------------------------------------
 
+    def documented(self) -> EmulatedCatalog:
+        """The endpoints that have an OpenAPI document, as fal's own catalog has for every endpoint."""
+        with self._lock:
+            keep = [endpoint_id for endpoint_id in self.models if endpoint_id in self.openapi]
+            return EmulatedCatalog(
+                models={endpoint_id: self.models[endpoint_id] for endpoint_id in keep},
+                prices={
+                    endpoint_id: self.prices[endpoint_id]
+                    for endpoint_id in keep
+                    if endpoint_id in self.prices
+                },
+                openapi={endpoint_id: self.openapi[endpoint_id] for endpoint_id in keep},
+            )
+
     def scaled(self, n: int) -> EmulatedCatalog:
         """A catalog of exactly `n` endpoints: this one's first, then clones of them round-robin.
 
@@ -1074,8 +1088,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=None, help="serve exactly N endpoints (clones added)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--snapshot", type=Path, default=None, help="catalog snapshot (default: bundled)")
+    parser.add_argument(
+        "--documented-only", action="store_true", help="serve (and clone) only endpoints with a document"
+    )
     args = parser.parse_args(argv)
     catalog = EmulatedCatalog.from_snapshot(args.snapshot)
+    if args.documented_only:
+        catalog = catalog.documented()
     if args.scale is not None:
         catalog = catalog.scaled(args.scale)
     emulator = FalEmulator(catalog, EmulatorSettings(latency=args.latency), args.api_key, port=args.port)

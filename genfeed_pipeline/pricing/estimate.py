@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002, RUF003 - derivations are read by people: written with ×, ÷, ⌈⌉ on purpose
+
 """What one call of a model costs at fal, from fal's unit price, its unit and the call's inputs.
 
 Inputs given to `estimate_cost` override the schema's defaults, which fill the gaps. The result is the

@@ -1,0 +1,379 @@
+"""Benchmark of the catalog pipeline at fal's scale (1,500 endpoints) and ten times beyond (15,000).
+
+    .venv/bin/python scripts/benchmark.py [--sizes 1500 15000] [--postgres-url URL] [--readers 1000]
+
+Starts the project's fal emulator in its own process with 100 ms added to every request, serving clones
+of the real endpoints that have an OpenAPI document (each clone its own id, document and price), and
+prints one markdown table. Conditions: schema batches of 10 ids, price batches of 50, 8 requests in
+flight. The floor of a discovery is its round trips: the longest chain of sequential list pages plus
+⌈(schema and price requests) ÷ 8⌉, times 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from genfeed_pipeline.db.engine import create_catalog_engine  # noqa: E402
+from genfeed_pipeline.db.tables import models  # noqa: E402
+from genfeed_pipeline.fal.cache import FalCache  # noqa: E402
+from genfeed_pipeline.fal.catalog import DataSource  # noqa: E402
+from genfeed_pipeline.fal.client import FalClientSettings  # noqa: E402
+from genfeed_pipeline.fal.source import LiveCatalogSource  # noqa: E402
+from genfeed_pipeline.mapping import map_catalog  # noqa: E402
+from genfeed_pipeline.pricing import PricingPolicy, policy_enabled, price_catalog  # noqa: E402
+from genfeed_pipeline.settings import Deployment  # noqa: E402
+from genfeed_pipeline.sync.plan import SyncContext, SyncMode  # noqa: E402
+from genfeed_pipeline.sync.store import CatalogStore  # noqa: E402
+
+T = TypeVar("T")
+LATENCY = 0.1
+IN_FLIGHT = 8
+LIST_PAGE = 1000
+API_KEY = "benchmark-key-id:benchmark-key-secret"
+APP_COLUMNS = (
+    "id",
+    "name",
+    "provider",
+    "category",
+    "pricing",
+    "enabled",
+    "status",
+    "price_per_call",
+    "capabilities",
+)
+
+
+@dataclass
+class Results:
+    rows: dict[str, dict[int, str]] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
+
+    def put(self, metric: str, size: int, value: str, target: str = "") -> None:
+        self.rows.setdefault(metric, {})[size] = value
+        if target:
+            self.targets[metric] = target
+
+    def table(self, sizes: list[int]) -> str:
+        header = "| measure | " + " | ".join(f"{size:,} endpoints" for size in sizes) + " | target |"
+        lines = [header, "|---|" + "---|" * len(sizes) + "---|"]
+        for metric, values in self.rows.items():
+            cells = " | ".join(values.get(size, "–") for size in sizes)
+            lines.append(f"| {metric} | {cells} | {self.targets.get(metric, '')} |")
+        return "\n".join(lines)
+
+
+@contextmanager
+def emulator(size: int) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "genfeed_pipeline_tests.fal_emulator",
+        "--port",
+        str(port),
+        "--latency",
+        str(LATENCY),
+        "--scale",
+        str(size),
+        "--documented-only",
+        "--api-key",
+        API_KEY,
+    ]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("openapi_url"):
+                break
+        base = f"http://127.0.0.1:{port}"
+        yield f"{base}/v1", f"{base}/api/openapi/queue/openapi.json"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def timed(work: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    value = work()
+    return value, time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
+    server = sa.make_url(server_url)
+    name = f"genfeed_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return server.set(database=name).render_as_string(hide_password=False), drop
+
+
+def sync_into(url: str, priced: dict, listing, policy: PricingPolicy) -> tuple[float, float, int]:
+    engine = create_catalog_engine(url)
+    store = CatalogStore(engine)
+    store.migrate()
+    context = SyncContext(
+        mode=SyncMode.FULL, source=DataSource.LIVE, data_as_of=listing.as_of, now=datetime.now(UTC)
+    )
+
+    def run() -> int:
+        outcome = store.sync(context, priced, lambda p: policy_enabled(p, policy), deployment="cloud")
+        return outcome.plan.inserted + outcome.plan.updated + outcome.plan.removed
+
+    _, fresh = timed(run)
+    written, resync = timed(run)
+    engine.dispose()
+    return fresh, resync, written
+
+
+def read_latencies(url: str, reads: int = 200) -> tuple[list[float], list[float]]:
+    engine = create_catalog_engine(url)
+    columns = [models.c[name] for name in APP_COLUMNS]
+    whole, one_type = [], []
+    with engine.connect() as connection:
+        for _ in range(reads):
+            _, seconds = timed(
+                lambda: connection.execute(sa.select(*columns).where(models.c.provider == "fal")).all()
+            )
+            whole.append(seconds)
+            query = sa.select(*columns).where(models.c.provider == "fal", models.c.category == "video")
+            _, seconds = timed(lambda q=query: connection.execute(q).all())
+            one_type.append(seconds)
+    engine.dispose()
+    return whole, one_type
+
+
+def concurrent_readers(
+    url: str, priced: dict, listing, policy: PricingPolicy, readers: int
+) -> tuple[float, int]:
+    """`readers` app readers sharing a 50-connection pool while a sync reprices hundreds of models."""
+    engine = create_catalog_engine(url, pool_size=50, max_overflow=0)
+    store = CatalogStore(engine)
+    repriced = {}
+    for index, (endpoint_id, model) in enumerate(priced.items()):
+        if index % 4 == 0 and model.price_per_call is not None:
+            from dataclasses import replace
+
+            repriced[endpoint_id] = replace(model, price_per_call=model.price_per_call + 1)
+        else:
+            repriced[endpoint_id] = model
+    columns = [models.c.id, models.c.price_per_call]
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+
+    def read() -> None:
+        nonlocal failures
+        try:
+            with engine.connect() as connection:
+                _, seconds = timed(lambda: connection.execute(sa.select(*columns)).all())
+            with lock:
+                latencies.append(seconds)
+        except Exception:
+            with lock:
+                failures += 1
+
+    context = SyncContext(
+        mode=SyncMode.FULL, source=DataSource.LIVE, data_as_of=listing.as_of, now=datetime.now(UTC)
+    )
+    writer = threading.Thread(
+        target=lambda: store.sync(context, repriced, lambda p: policy_enabled(p, policy), deployment="cloud")
+    )
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        writer.start()
+        for _ in range(readers):
+            pool.submit(read)
+    writer.join()
+    engine.dispose()
+    return percentile(latencies, 0.99), failures
+
+
+def dagster_refresh(base_url: str, openapi_url: str, workdir: Path) -> tuple[float, float, dict]:
+    """A whole `refresh_fal_catalog` run through Dagster in its own process: wall time and peak memory."""
+    env = {
+        **os.environ,
+        "FAL_KEY": API_KEY,
+        "FAL_API_BASE_URL": base_url,
+        "FAL_OPENAPI_URL": openapi_url,
+        "GENFEED_DATA_DIR": str(workdir / "data"),
+        "DAGSTER_HOME": str(workdir),
+    }
+    env.pop("GENFEED_OFFLINE", None)
+    env.pop("GENFEED_DATABASE_URL", None)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    script = (
+        "import resource, sys; from genfeed_pipeline.cli import main; code = main(['refresh', '--json']);"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+        "sys.exit(code)"
+    )
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"refresh failed: {done.stderr[-3000:]}")
+    maxrss_kb = int(next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("MAXRSS")))
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    return seconds, maxrss_kb / 1024, summary
+
+
+def discover(source: LiveCatalogSource) -> tuple:
+    listing = source.load_listing()
+    return listing, source.load_schemas(listing)
+
+
+def bench(size: int, results: Results, postgres_url: str | None, readers: int) -> None:
+    with emulator(size) as (base_url, openapi_url), tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        settings = FalClientSettings(base_url=base_url, openapi_url=openapi_url, max_in_flight=IN_FLIGHT)
+        source = LiveCatalogSource(settings, SecretStr(API_KEY), FalCache(workdir / "cache.sqlite3"))
+
+        (listing, schemas), fresh = timed(lambda: discover(source))
+        list_pages = math.ceil(len(listing.endpoints) / LIST_PAGE)
+        requests = listing.http_requests + schemas.http_requests
+        fanout = (
+            requests - list_pages - 1
+        )  # every request but the list pages (active chain and deprecated page)
+        floor = (list_pages + math.ceil(fanout / IN_FLIGHT)) * LATENCY
+        results.put(
+            "fresh discovery (list + schemas + prices)",
+            size,
+            f"{fresh:.2f} s (floor {floor:.2f} s, ×{fresh / floor:.2f})",
+            "≤ 1.25 × floor",
+        )
+        results.put("HTTP requests, fresh discovery", size, f"{requests:,}")
+
+        (listing2, schemas2), incremental = timed(lambda: discover(source))
+        requests2 = listing2.http_requests + schemas2.http_requests
+        floor2 = (list_pages + math.ceil((requests2 - list_pages - 1) / IN_FLIGHT)) * LATENCY
+        results.put(
+            "incremental refresh, nothing changed",
+            size,
+            f"{incremental:.2f} s (floor {floor2:.2f} s, ×{incremental / floor2:.2f}; "
+            f"{schemas2.count_by_status()['fetched']} schemas fetched)",
+            "≤ 1.25 × floor",
+        )
+
+        policy = PricingPolicy(deployment=Deployment.CLOUD)
+        mapped, map_seconds = timed(lambda: map_catalog(listing, schemas))
+        priced, price_seconds = timed(lambda: price_catalog(mapped, listing.prices, policy))
+        rate = len(mapped) / (map_seconds + price_seconds)
+        results.put("mapping + pricing", size, f"{rate:,.0f} models/s", "≥ 5,000 models/s")
+
+        fresh_s, resync_s, written = sync_into(
+            f"sqlite:///{workdir / 'bench.sqlite3'}", priced, listing, policy
+        )
+        results.put(
+            "sync into SQLite: fresh / unchanged re-sync",
+            size,
+            f"{fresh_s:.2f} s / {resync_s:.2f} s ({written} rows written)",
+        )
+        if postgres_url:
+            url, drop = postgres_database(postgres_url)
+            try:
+                fresh_s, resync_s, written = sync_into(url, priced, listing, policy)
+                results.put(
+                    "sync into PostgreSQL: fresh / unchanged re-sync",
+                    size,
+                    f"{fresh_s:.2f} s / {resync_s:.2f} s ({written} rows written)",
+                    "≤ 3 s at 15,000; re-sync writes no row",
+                )
+                whole, one_type = read_latencies(url)
+                results.put(
+                    "read full fal catalog, p50 / p99",
+                    size,
+                    f"{statistics.median(whole) * 1000:.1f} / {percentile(whole, 0.99) * 1000:.1f} ms",
+                    "p99 ≤ 50 ms at 1,500",
+                )
+                results.put(
+                    "read one type (video), p50 / p99",
+                    size,
+                    f"{statistics.median(one_type) * 1000:.1f} / {percentile(one_type, 0.99) * 1000:.1f} ms",
+                )
+                p99, failures = concurrent_readers(url, priced, listing, policy, readers)
+                results.put(
+                    f"{readers:,} concurrent readers during a sync (pool 50), p99",
+                    size,
+                    f"{p99 * 1000:.1f} ms, {failures} failed",
+                )
+            finally:
+                drop()
+
+        seconds, peak_mb, summary = dagster_refresh(base_url, openapi_url, workdir / "dagster")
+        results.put(
+            "whole refresh_fal_catalog run (Dagster, own process, cold cache)", size, f"{seconds:.1f} s"
+        )
+        results.put("peak memory of that process", size, f"{peak_mb:,.0f} MB", "≤ 1 GB at 15,000")
+        print(f"[{size}] done: {summary['endpoints']} endpoints synced", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1500, 15000])
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "GENFEED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--readers", type=int, default=1000)
+    args = parser.parse_args()
+    results = Results()
+    for size in args.sizes:
+        bench(size, results, None if args.no_postgres else args.postgres_url, args.readers)
+    print(
+        f"\nBenchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"emulator latency {LATENCY * 1000:.0f} ms, {IN_FLIGHT} requests in flight\n"
+    )
+    print(results.table(args.sizes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
