@@ -37,10 +37,9 @@ def _refresh(args: argparse.Namespace) -> int:
         "ops": {},
         "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}},
     }
-    if args.endpoint_id:
-        run_config["ops"]["fal_model_list"] = {"config": {"endpoint_ids": args.endpoint_id}}
-    if args.full_refresh:
-        run_config["ops"]["fal_openapi_schemas"] = {"config": {"full_refresh": True}}
+    run_config["ops"]["discover_fal_catalog"] = {
+        "config": {"endpoint_ids": args.endpoint_id, "full_refresh": args.full_refresh}
+    }
     run_config["ops"]["models_table"] = {"config": {"mode": args.mode}}
     job = defs.resolve_job_def("refresh_fal_catalog")
     started = time.monotonic()
@@ -53,7 +52,7 @@ def _refresh(args: argparse.Namespace) -> int:
             if event.is_failure and event.step_key:
                 print(f"  {event.step_key}: {event.message}", file=sys.stderr)
         return 1
-    listing: CatalogListing = result.output_for_node("fal_model_list")
+    listing: CatalogListing = result.output_for_node("discover_fal_catalog", "fal_model_list")
     priced: PricedCatalog = result.output_for_node("priced_models")
     synced: SyncSummary = result.output_for_node("models_table")
     models = list(priced.models.values())

@@ -15,7 +15,7 @@ from genfeed_pipeline.assets.catalog import (
     priced_models,
     pricing_drift,
 )
-from genfeed_pipeline.assets.discovery import catalog_completeness, fal_model_list, fal_openapi_schemas
+from genfeed_pipeline.assets.discovery import catalog_completeness, discover_fal_catalog
 from genfeed_pipeline.assets.sync import (
     enabled_models_valid_and_priced,
     models_table,
@@ -69,8 +69,7 @@ def webhook_resource(settings: PipelineSettings) -> WebhookResource:
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
-            fal_model_list,
-            fal_openapi_schemas,
+            discover_fal_catalog,
             genfeed_models,
             priced_models,
             profitability_report,
@@ -94,7 +93,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             "catalog_checks": CatalogCheckSettings(),
             "alerts": webhook_resource(settings),
             "clock": ClockResource(),
-            "catalog_io_manager": JsonAssetIOManager(base_dir=str(settings.asset_values_dir)),
+            "io_manager": JsonAssetIOManager(base_dir=str(settings.asset_values_dir)),
         },
         executor=dg.in_process_executor,
     )

@@ -12,7 +12,8 @@ refresh_fal_catalog = dg.define_asset_job(
     tags=REFRESH_TAGS,
     description=(
         "Discover fal's catalog and sync it into GenFeed's `models` table. Run config: "
-        "`ops.fal_model_list.config.endpoint_ids` refreshes chosen endpoints only; "
-        "`ops.fal_openapi_schemas.config.full_refresh` ignores the incremental skip."
+        "`ops.discover_fal_catalog.config.endpoint_ids` refreshes chosen endpoints only; "
+        "`ops.discover_fal_catalog.config.full_refresh` ignores the incremental skip; "
+        "`ops.models_table.config.mode` is full, dry_run, pricing_only or existing_only."
     ),
 )

@@ -58,7 +58,13 @@ def test_package_exports_the_definitions() -> None:
         assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=6, minutes=30)
     job = defs.resolve_job_def("refresh_fal_catalog")
     assert job.tags["genfeed/pipeline"] == "catalog_refresh"
-    assert {node.name for node in job.nodes_in_topological_order} >= set(CATALOG_ASSETS)
+    assert {node.name for node in job.nodes_in_topological_order} >= {
+        "discover_fal_catalog",
+        "genfeed_models",
+        "priced_models",
+        "profitability_report",
+        "models_table",
+    }
     schedule = defs.resolve_schedule_def("refresh_fal_catalog_schedule")
     assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -116,9 +122,9 @@ def test_refresh_job_offline_runs_from_the_snapshot(tmp_path: Path) -> None:
         instance=dg.DagsterInstance.ephemeral()
     )
     assert result.success
-    listing = result.output_for_node("fal_model_list")
+    listing = result.output_for_node("discover_fal_catalog", "fal_model_list")
     assert listing.source == DataSource.SNAPSHOT and len(listing.endpoints) == 1182
-    metadata = result.asset_materializations_for_node("fal_model_list")[0].metadata
+    metadata = result.asset_materializations_for_node("discover_fal_catalog")[0].metadata
     assert metadata["data_source"].value == "snapshot"
     assert metadata["endpoints"].value == 1182
 
@@ -133,16 +139,18 @@ def test_refresh_job_against_the_emulator_keeps_the_key_secret(
         job = defs.resolve_job_def("refresh_fal_catalog")
         result = job.execute_in_process(instance=instance)
         assert result.success
-        listing = result.output_for_node("fal_model_list")
+        listing = result.output_for_node("discover_fal_catalog", "fal_model_list")
         assert listing.source == DataSource.LIVE and listing.price_source == DataSource.LIVE
-        schemas = result.output_for_node("fal_openapi_schemas")
+        schemas = result.output_for_node("discover_fal_catalog", "fal_openapi_schemas")
         assert schemas.count_by_status()["fetched"] == 839
 
         rerun = job.execute_in_process(
             instance=instance,
-            run_config={"ops": {"fal_model_list": {"config": {"endpoint_ids": ["fal-ai/flux/dev"]}}}},
+            run_config={"ops": {"discover_fal_catalog": {"config": {"endpoint_ids": ["fal-ai/flux/dev"]}}}},
         )
-        assert sorted(rerun.output_for_node("fal_model_list").endpoints) == ["fal-ai/flux/dev"]
+        assert sorted(rerun.output_for_node("discover_fal_catalog", "fal_model_list").endpoints) == [
+            "fal-ai/flux/dev"
+        ]
 
         secret = TEST_FAL_KEY.split(":")[1]
         events = instance.all_logs(result.run_id) + instance.all_logs(rerun.run_id)

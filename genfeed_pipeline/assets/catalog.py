@@ -29,7 +29,6 @@ def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
     group_name=CATALOG_GROUP,
     owners=OWNERS,
     kinds={"python"},
-    io_manager_key="catalog_io_manager",
     freshness_policy=CATALOG_FRESHNESS,
 )
 def genfeed_models(
@@ -88,7 +87,6 @@ def genfeed_models(
     group_name=CATALOG_GROUP,
     owners=OWNERS,
     kinds={"python"},
-    io_manager_key="catalog_io_manager",
     freshness_policy=CATALOG_FRESHNESS,
 )
 def priced_models(

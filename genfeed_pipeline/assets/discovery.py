@@ -1,6 +1,7 @@
 """Discovery: fal's model list (with prices) and every endpoint's OpenAPI document."""
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
@@ -23,38 +24,58 @@ CATALOG_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-class ModelListConfig(dg.Config):
-    """A manual refresh of chosen endpoints; every other model is carried forward unchanged."""
+class DiscoveryConfig(dg.Config):
+    """A manual refresh (the catalog's backfill): chosen endpoints only, and/or every schema again."""
 
-    endpoint_ids: list[str] = Field(default_factory=list)
-
-
-class SchemaFetchConfig(dg.Config):
-    """`full_refresh` fetches every schema again, ignoring the incremental skip."""
-
-    full_refresh: bool = False
+    endpoint_ids: list[str] = Field(
+        default_factory=list,
+        description="refresh only these endpoints; every other model is carried forward unchanged",
+    )
+    full_refresh: bool = Field(False, description="fetch every schema again, ignoring the incremental skip")
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="discover_fal_catalog",
     group_name=CATALOG_GROUP,
-    owners=OWNERS,
-    kinds={"python", "api"},
-    io_manager_key="catalog_io_manager",
-    freshness_policy=CATALOG_FRESHNESS,
+    can_subset=False,
+    outs={
+        "fal_model_list": dg.AssetOut(
+            description="Every endpoint fal lists (active and deprecated), fal's metadata verbatim, and its "
+            "unit price.",
+            dagster_type=CatalogListing,
+            owners=OWNERS,
+            kinds={"python", "api"},
+            freshness_policy=CATALOG_FRESHNESS,
+        ),
+        "fal_openapi_schemas": dg.AssetOut(
+            description="The OpenAPI document of every listed endpoint; an endpoint whose `updated_at` is "
+            "unchanged keeps its cached document.",
+            dagster_type=SchemaSet,
+            owners=OWNERS,
+            kinds={"python", "api"},
+            freshness_policy=CATALOG_FRESHNESS,
+        ),
+    },
+    internal_asset_deps={
+        "fal_model_list": set(),
+        "fal_openapi_schemas": {dg.AssetKey("fal_model_list")},
+    },
 )
-def fal_model_list(
-    context: dg.AssetExecutionContext, config: ModelListConfig, fal: FalCatalogResource
-) -> dg.Output[CatalogListing]:
-    """Every endpoint fal lists (active and deprecated), fal's metadata verbatim, and its unit price.
-
-    Prices are fetched with the list because both are cheap calls made on every run; the expensive
-    part, the OpenAPI documents, is `fal_openapi_schemas`.
-    """
+def discover_fal_catalog(
+    context: dg.AssetExecutionContext, config: DiscoveryConfig, fal: FalCatalogResource
+) -> Iterator[dg.Output]:
+    """Discovery in one step: the list first, then prices and schemas side by side under one limit on
+    requests in flight, so a refresh costs the fewest round trips to fal."""
     source = fal.catalog_source(context.log)
-    listing = source.load_listing(config.endpoint_ids or None)
+    listing, schemas = source.discover(config.endpoint_ids or None, full_refresh=config.full_refresh)
+    yield dg.Output(listing, output_name="fal_model_list", metadata=listing_metadata(listing))
+    yield dg.Output(schemas, output_name="fal_openapi_schemas", metadata=schema_metadata(schemas))
+
+
+def listing_metadata(listing: CatalogListing) -> dict[str, dg.MetadataValue]:
     by_category = Counter(endpoint.category or "unknown" for endpoint in listing.endpoints.values())
     by_status = Counter(endpoint.status for endpoint in listing.endpoints.values())
-    metadata = {
+    return {
         "endpoints": dg.MetadataValue.int(len(listing.endpoints)),
         "complete": dg.MetadataValue.bool(listing.complete),
         "list_errors": dg.MetadataValue.md(markdown.bullet_list(listing.list_errors)),
@@ -87,35 +108,18 @@ def fal_model_list(
         ),
         **source_metadata(listing.source.value, listing.as_of, listing.notes),
     }
-    return dg.Output(listing, metadata=metadata)
 
 
-@dg.asset(
-    group_name=CATALOG_GROUP,
-    owners=OWNERS,
-    kinds={"python", "api"},
-    io_manager_key="catalog_io_manager",
-    freshness_policy=CATALOG_FRESHNESS,
-)
-def fal_openapi_schemas(
-    context: dg.AssetExecutionContext,
-    config: SchemaFetchConfig,
-    fal: FalCatalogResource,
-    fal_model_list: CatalogListing,
-) -> dg.Output[SchemaSet]:
-    """The OpenAPI document of every listed endpoint; unchanged endpoints reuse their cached document."""
-    source = fal.catalog_source(context.log)
-    schemas = source.load_schemas(fal_model_list, full_refresh=config.full_refresh)
-    metadata = {
+def schema_metadata(schemas: SchemaSet) -> dict[str, dg.MetadataValue]:
+    return {
         "endpoints": dg.MetadataValue.int(len(schemas.records)),
         "by_status": dg.MetadataValue.json(schemas.count_by_status()),
         "http_requests": dg.MetadataValue.int(schemas.http_requests),
         **source_metadata(schemas.source.value, schemas.as_of, schemas.notes),
     }
-    return dg.Output(schemas, metadata=metadata)
 
 
-@dg.asset_check(asset=fal_model_list, blocking=True)
+@dg.asset_check(asset="fal_model_list", blocking=True)
 def catalog_completeness(
     fal_model_list: CatalogListing, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
 ) -> dg.AssetCheckResult:

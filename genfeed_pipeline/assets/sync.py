@@ -49,7 +49,6 @@ class SyncConfig(dg.Config):
     group_name=CATALOG_GROUP,
     owners=OWNERS,
     kinds={"python", "pandas"},
-    io_manager_key="catalog_io_manager",
     freshness_policy=CATALOG_FRESHNESS,
 )
 def profitability_report(
@@ -104,7 +103,6 @@ def profitability_report(
     owners=OWNERS,
     kinds={"sql"},
     deps=[profitability_report],
-    io_manager_key="catalog_io_manager",
     freshness_policy=CATALOG_FRESHNESS,
 )
 def models_table(

@@ -12,16 +12,20 @@ message this module builds contains a header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from tenacity import (
@@ -40,6 +44,7 @@ from genfeed_pipeline.fal.models import (
     FalPrice,
     FalPricesPage,
 )
+from genfeed_pipeline.runtime import collector_paused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,6 +128,52 @@ def _describe(method: str, url: httpx.URL | str, what: str) -> str:
     return f"fal {method} {url} ({what})"
 
 
+class PrioritySlots:
+    """A limit on requests in flight where waiting list pages go before waiting fan-out requests.
+
+    The list is a chain of sequential pages; if its next page queued behind a hundred schema batches,
+    the chain would stall and the refresh would take longer than its round trips.
+    """
+
+    LIST = 0
+    FANOUT = 1
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = 0
+
+    async def acquire(self, priority: int) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._order += 1
+        heapq.heappush(self._waiting, (priority, self._order, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, waiter = heapq.heappop(self._waiting)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+    @contextlib.asynccontextmanager
+    async def hold(self, priority: int) -> AsyncIterator[None]:
+        await self.acquire(priority)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class FalPlatformClient:
     """Async client; use as `async with FalPlatformClient(settings, api_key) as fal: ...`."""
 
@@ -136,12 +187,13 @@ class FalPlatformClient:
             api_key = SecretStr(api_key) if api_key.strip() else None
         self._api_key = api_key
         self._http: httpx.AsyncClient | None = None
-        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)
+        self._in_flight = PrioritySlots(self.settings.max_in_flight)
         self._rate = AsyncLimiter(self.settings.max_requests_per_second, 1.0)
         # A margin over fal's own interval, so that network jitter never turns pacing into a 429.
         self._estimate_rate = AsyncLimiter(1, 1.1 / self.settings.estimate_requests_per_second)
         self._schema_batch_size = self.settings.schema_batch_size
         self.requests_sent = 0
+        self.requests_by_kind: Counter[str] = Counter()
 
     @property
     def has_key(self) -> bool:
@@ -180,6 +232,7 @@ class FalPlatformClient:
         json_body: Any,
         authorized: bool,
         limiter: AsyncLimiter,
+        kind: str,
     ) -> Any:
         assert self._http is not None, "use the client inside `async with`"
         request = self._http.build_request(
@@ -190,9 +243,10 @@ class FalPlatformClient:
             headers=self._auth_headers() if authorized else None,
         )
         described = _describe(method, request.url, what)
-        async with self._in_flight:
+        async with self._in_flight.hold(PrioritySlots.LIST if kind == "list" else PrioritySlots.FANOUT):
             await limiter.acquire()
             self.requests_sent += 1
+            self.requests_by_kind[kind] += 1
             try:
                 response = await self._http.send(request)
             except httpx.TransportError as exc:
@@ -204,8 +258,8 @@ class FalPlatformClient:
         content_type = response.headers.get("content-type", "")
         body: Any = None
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             body = None
         retry_after = _parse_retry_after(response.headers.get("retry-after"))
         if response.is_success:
@@ -244,6 +298,7 @@ class FalPlatformClient:
         json_body: Any = None,
         authorized: bool = True,
         limiter: AsyncLimiter | None = None,
+        kind: str = "list",
     ) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, FalApiError) and exc.retryable),
@@ -262,6 +317,7 @@ class FalPlatformClient:
                     json_body=json_body,
                     authorized=authorized,
                     limiter=limiter or self._rate,
+                    kind=kind,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -282,21 +338,30 @@ class FalPlatformClient:
 
     # -- model list ---------------------------------------------------------------------------------
 
-    async def list_models(self, statuses: Sequence[str] = LIST_STATUSES) -> list[FalModelItem]:
+    async def list_models(
+        self,
+        statuses: Sequence[str] = LIST_STATUSES,
+        on_page: Callable[[list[FalModelItem]], None] | None = None,
+    ) -> list[FalModelItem]:
         """Every endpoint of fal's list, each exactly once.
 
         List mode may answer with active endpoints only unless asked, so each status is listed on its
-        own (the chains run side by side) and the results are merged in list order.
+        own (the chains run side by side). `on_page` sees each page's new endpoints as soon as they
+        arrive, so that work on them can start while the rest of the list is still coming.
         """
-        chains = await asyncio.gather(*(self._list_status(status) for status in statuses))
         merged: dict[str, FalModelItem] = {}
-        for items in chains:
-            for item in items:
-                merged.setdefault(item.endpoint_id, item)
+
+        def collect(items: list[FalModelItem]) -> None:
+            new = [item for item in items if item.endpoint_id not in merged]
+            for item in new:
+                merged[item.endpoint_id] = item
+            if on_page is not None and new:
+                on_page(new)
+
+        await asyncio.gather(*(self._list_status(status, collect) for status in statuses))
         return list(merged.values())
 
-    async def _list_status(self, status: str) -> list[FalModelItem]:
-        items: list[FalModelItem] = []
+    async def _list_status(self, status: str, collect: Callable[[list[FalModelItem]], None]) -> None:
         cursor: str | None = None
         page = 1
         while True:
@@ -310,9 +375,9 @@ class FalPlatformClient:
                 params=params,
             )
             parsed = self._parse_page(body, f"model list, status={status}, page {page}")
-            items.extend(parsed.models)
+            collect(parsed.models)
             if not parsed.has_more or not parsed.next_cursor:
-                return items
+                return
             if parsed.next_cursor == cursor:
                 raise FalApiError(
                     "the cursor did not advance", request=f"fal GET /models status={status} page {page}"
@@ -385,7 +450,9 @@ class FalPlatformClient:
         params.append(("expand", OPENAPI_EXPANSION))
         what = f"schemas of {len(batch)} endpoints from {batch[0]}"
         try:
-            body = await self._request("GET", f"{self.settings.base_url}/models", what=what, params=params)
+            body = await self._request(
+                "GET", f"{self.settings.base_url}/models", what=what, params=params, kind="schemas"
+            )
         except FalApiError as exc:
             if exc.status_code == 400 and exc.error_type == "validation_error" and len(batch) > 1:
                 cap = _named_cap(str(exc))
@@ -425,6 +492,7 @@ class FalPlatformClient:
                 what=f"queue schema of {endpoint_id}",
                 params=[("endpoint_id", endpoint_id)],
                 authorized=False,
+                kind="schemas",
             )
         except FalApiError as exc:
             if exc.status_code == 404:
@@ -472,6 +540,7 @@ class FalPlatformClient:
                 f"{self.settings.base_url}/models/pricing",
                 what=what,
                 params=[("endpoint_id", endpoint_id) for endpoint_id in batch],
+                kind="prices",
             )
         except FalApiError as exc:
             if exc.status_code == 404:
@@ -533,6 +602,7 @@ class FalPlatformClient:
             what=f"{estimate_type} estimate for {', '.join(endpoints)}",
             json_body={"estimate_type": estimate_type, "endpoints": body},
             limiter=self._estimate_rate,
+            kind="estimate",
         )
         return FalEstimate.model_validate(answer)
 
@@ -558,12 +628,19 @@ class ProgressLog:
 
 
 def run_sync(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
-    """Runs a coroutine from synchronous code (Dagster asset bodies, the command line)."""
+    """Runs a coroutine from synchronous code (Dagster asset bodies, the command line).
 
-    async def runner() -> T:
-        return await coroutine_factory()
-
-    return asyncio.run(runner())
+    A plain event loop rather than `asyncio.run`: the latter swaps the SIGINT handler on every call,
+    and on Python 3.11 that formats the previous handler's repr, which can drag a whole catalog
+    through `repr` (a quarter of a second at 1,500 endpoints).
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        with collector_paused():
+            return loop.run_until_complete(coroutine_factory())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _chunks(items: Iterable[str], size: int) -> list[list[str]]:

@@ -34,7 +34,12 @@ class FalModelItem(BaseModel):
 
     endpoint_id: str
     metadata: FalMetadata | None = None
-    openapi: dict[str, Any] | None = None
+    # Not validated field by field: a document is kept as fal sent it (copying it through pydantic
+    # costs more than the rest of the item).
+    openapi: Any = None
+
+    def metadata_dict(self) -> dict[str, Any] | None:
+        return self.metadata.model_dump(exclude_none=True) if self.metadata is not None else None
 
 
 class FalModelsPage(BaseModel):

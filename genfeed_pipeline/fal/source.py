@@ -7,9 +7,10 @@ touches the network. Both give the same two values: a `CatalogListing` and a `Sc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from pydantic import SecretStr
@@ -33,9 +34,12 @@ from genfeed_pipeline.fal.client import (
     FalClientSettings,
     FalPlatformClient,
     FalUnreachableError,
+    PriceFetch,
     ProgressLog,
+    SchemaFetch,
     run_sync,
 )
+from genfeed_pipeline.fal.models import FalModelItem
 from genfeed_pipeline.fal.snapshot import CatalogSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,13 @@ class CatalogSource(ABC):
 
     @abstractmethod
     def load_schemas(self, listing: CatalogListing, *, full_refresh: bool = False) -> SchemaSet: ...
+
+    def discover(
+        self, endpoint_ids: Sequence[str] | None = None, *, full_refresh: bool = False
+    ) -> tuple[CatalogListing, SchemaSet]:
+        """The list (with prices) and the schemas in one go."""
+        listing = self.load_listing(endpoint_ids)
+        return listing, self.load_schemas(listing, full_refresh=full_refresh)
 
     # -- offline answers, shared by both implementations ------------------------------------------
 
@@ -178,56 +189,106 @@ class LiveCatalogSource(CatalogSource):
     # -- list + prices ------------------------------------------------------------------------------
 
     def load_listing(self, endpoint_ids: Sequence[str] | None = None) -> CatalogListing:
-        return run_sync(lambda: self._load_listing(endpoint_ids))
+        async def listing_with_prices() -> CatalogListing:
+            async with self._client() as fal:
+                listing = await self._list(fal, endpoint_ids)
+                if listing.source == DataSource.LIVE and listing.complete:
+                    await self._attach_prices(fal, listing)
+                listing.http_requests = fal.requests_sent
+                return listing
 
-    async def _load_listing(self, endpoint_ids: Sequence[str] | None) -> CatalogListing:
+        return run_sync(listing_with_prices)
+
+    def discover(
+        self, endpoint_ids: Sequence[str] | None = None, *, full_refresh: bool = False
+    ) -> tuple[CatalogListing, SchemaSet]:
+        """One client for the whole discovery: the list first, then prices and schemas side by side,
+        sharing the limit on requests in flight (the fewest round trips a discovery can take)."""
+
+        async def discover_all() -> tuple[CatalogListing, SchemaSet]:
+            async with self._client() as fal:
+                fanout = _PageFanOut(fal, self.cache, full_refresh) if endpoint_ids is None else None
+                listing = await self._list(fal, endpoint_ids, on_page=fanout.on_page if fanout else None)
+                if listing.source != DataSource.LIVE or not listing.complete:
+                    if fanout is not None:
+                        await fanout.cancel()
+                    if listing.source != DataSource.LIVE:
+                        return listing, self.offline_schemas(listing)
+                    listing.http_requests = fal.requests_sent
+                    return listing, SchemaSet(DataSource.LIVE, listing.as_of, {}, notes=list(listing.notes))
+                _, schemas = await asyncio.gather(
+                    self._attach_prices(fal, listing, fanout.prices() if fanout else None),
+                    self._schemas(fal, listing, full_refresh, fanout.schemas() if fanout else None),
+                )
+                counts = fal.requests_by_kind
+                listing.http_requests = counts["list"] + counts["prices"]
+                schemas.http_requests = counts["schemas"]
+                return listing, schemas
+
+        return run_sync(discover_all)
+
+    async def _list(
+        self,
+        fal: FalPlatformClient,
+        endpoint_ids: Sequence[str] | None,
+        on_page: Callable[[list[FalModelItem]], None] | None = None,
+    ) -> CatalogListing:
+        """fal's list without prices; the cache or snapshot when fal is unreachable."""
         started = utc_now()
-        async with self._client() as fal:
-            try:
-                if endpoint_ids is None:
-                    items = await fal.list_models()
-                else:
-                    items = await fal.find_models(endpoint_ids)
-            except FalUnreachableError as exc:
-                return self.offline_listing(endpoint_ids, f"fal is unreachable ({exc})")
-            except FalApiError as exc:
-                self.log.error("fal's model list failed: %s", exc)
-                return CatalogListing(
-                    source=DataSource.LIVE,
-                    as_of=started,
-                    endpoints={},
-                    prices={},
-                    price_source=DataSource.LIVE,
-                    price_as_of=None,
-                    complete=False,
-                    list_errors=[str(exc)],
-                    requested_endpoint_ids=list(endpoint_ids) if endpoint_ids is not None else None,
-                    http_requests=fal.requests_sent,
-                )
-            endpoints = {
-                item.endpoint_id: FalEndpoint(
-                    item.endpoint_id,
-                    item.metadata.model_dump(exclude_none=True) if item.metadata is not None else None,
-                )
-                for item in items
-            }
-            self.log.info("fal lists %d endpoints (%d requests)", len(endpoints), fal.requests_sent)
-            self.cache.save_listing(endpoints.values(), started, complete=endpoint_ids is None)
-            prices, price_source, price_as_of, notes = await self._prices(fal, list(endpoints))
+        requested = list(endpoint_ids) if endpoint_ids is not None else None
+        try:
+            if endpoint_ids is None:
+                items = await fal.list_models(on_page=on_page)
+            else:
+                items = await fal.find_models(endpoint_ids)
+        except FalUnreachableError as exc:
+            return self.offline_listing(endpoint_ids, f"fal is unreachable ({exc})")
+        except FalApiError as exc:
+            self.log.error("fal's model list failed: %s", exc)
             return CatalogListing(
                 source=DataSource.LIVE,
                 as_of=started,
-                endpoints=endpoints,
-                prices=prices,
-                price_source=price_source,
-                price_as_of=price_as_of,
-                requested_endpoint_ids=list(endpoint_ids) if endpoint_ids is not None else None,
-                notes=notes,
+                endpoints={},
+                prices={},
+                price_source=DataSource.LIVE,
+                price_as_of=None,
+                complete=False,
+                list_errors=[str(exc)],
+                requested_endpoint_ids=requested,
                 http_requests=fal.requests_sent,
             )
+        endpoints = {item.endpoint_id: FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items}
+        self.log.info("fal lists %d endpoints (%d requests)", len(endpoints), fal.requests_sent)
+        self.cache.save_listing(endpoints.values(), started, complete=endpoint_ids is None)
+        return CatalogListing(
+            source=DataSource.LIVE,
+            as_of=started,
+            endpoints=endpoints,
+            prices={},
+            price_source=DataSource.LIVE,
+            price_as_of=None,
+            requested_endpoint_ids=requested,
+        )
+
+    async def _attach_prices(
+        self,
+        fal: FalPlatformClient,
+        listing: CatalogListing,
+        prefetched: Awaitable[dict[str, PriceFetch]] | None = None,
+    ) -> None:
+        prices, price_source, price_as_of, notes = await self._prices(
+            fal, list(listing.endpoints), prefetched
+        )
+        listing.prices = prices
+        listing.price_source = price_source
+        listing.price_as_of = price_as_of
+        listing.notes.extend(notes)
 
     async def _prices(
-        self, fal: FalPlatformClient, endpoint_ids: list[str]
+        self,
+        fal: FalPlatformClient,
+        endpoint_ids: list[str],
+        prefetched: Awaitable[dict[str, PriceFetch]] | None = None,
     ) -> tuple[dict[str, PriceLookup], DataSource, datetime | None, list[str]]:
         if not fal.has_key:
             reason = "FAL_KEY is not set, so fal's pricing API cannot be asked"
@@ -235,7 +296,9 @@ class LiveCatalogSource(CatalogSource):
         seen_at = utc_now()
         progress = ProgressLog("prices", len(endpoint_ids), self.settings.progress_interval_seconds, self.log)
         try:
-            fetched = await fal.fetch_prices(endpoint_ids, progress)
+            fetched = await (
+                prefetched if prefetched is not None else fal.fetch_prices(endpoint_ids, progress)
+            )
         except FalApiError as exc:
             return self._fallback_prices(endpoint_ids, f"fal's pricing API refused the key ({exc})")
         progress.finish()
@@ -274,17 +337,28 @@ class LiveCatalogSource(CatalogSource):
     def load_schemas(self, listing: CatalogListing, *, full_refresh: bool = False) -> SchemaSet:
         if listing.source != DataSource.LIVE:
             return self.offline_schemas(listing)
-        return run_sync(lambda: self._load_schemas(listing, full_refresh))
 
-    async def _load_schemas(self, listing: CatalogListing, full_refresh: bool) -> SchemaSet:
+        async def schemas_only() -> SchemaSet:
+            async with self._client() as fal:
+                schemas = await self._schemas(fal, listing, full_refresh)
+                schemas.http_requests = fal.requests_sent
+                return schemas
+
+        return run_sync(schemas_only)
+
+    async def _schemas(
+        self,
+        fal: FalPlatformClient,
+        listing: CatalogListing,
+        full_refresh: bool,
+        prefetched: Awaitable[dict[str, SchemaFetch]] | None = None,
+    ) -> SchemaSet:
         started = utc_now()
         cached_versions = {} if full_refresh else self.cache.schema_versions()
         stale = [
             endpoint_id
             for endpoint_id, endpoint in listing.endpoints.items()
-            if full_refresh
-            or endpoint_id not in cached_versions
-            or cached_versions[endpoint_id] != endpoint.version
+            if is_stale(endpoint, cached_versions, full_refresh)
         ]
         stale_set = set(stale)
         unchanged = [endpoint_id for endpoint_id in listing.endpoints if endpoint_id not in stale_set]
@@ -295,9 +369,10 @@ class LiveCatalogSource(CatalogSource):
             " (full refresh)" if full_refresh else "",
         )
         progress = ProgressLog("schemas", len(stale), self.settings.progress_interval_seconds, self.log)
-        async with self._client() as fal:
+        if prefetched is not None:
+            fetched = await prefetched
+        else:
             fetched = await fal.fetch_openapi(stale, progress) if stale else {}
-            requests = fal.requests_sent
         progress.finish()
 
         records = {
@@ -351,6 +426,52 @@ class LiveCatalogSource(CatalogSource):
             source=DataSource.LIVE,
             as_of=started,
             records={eid: records[eid] for eid in listing.endpoints if eid in records},
-            http_requests=requests,
             notes=notes,
         )
+
+
+def is_stale(endpoint: FalEndpoint, cached_versions: dict[str, str | None], full_refresh: bool) -> bool:
+    """Whether the endpoint's schema must be fetched: a full refresh, never fetched, or a new version."""
+    return (
+        full_refresh
+        or endpoint.endpoint_id not in cached_versions
+        or cached_versions[endpoint.endpoint_id] != endpoint.version
+    )
+
+
+class _PageFanOut:
+    """Starts the price and schema fetches of each list page as soon as the page arrives."""
+
+    def __init__(self, fal: FalPlatformClient, cache: FalCache, full_refresh: bool) -> None:
+        self.fal = fal
+        self.full_refresh = full_refresh
+        self.cached_versions = {} if full_refresh else cache.schema_versions()
+        self.price_tasks: list[asyncio.Task[dict[str, PriceFetch]]] = []
+        self.schema_tasks: list[asyncio.Task[dict[str, SchemaFetch]]] = []
+
+    def on_page(self, items: list[FalModelItem]) -> None:
+        endpoints = [FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items]
+        if self.fal.has_key:
+            ids = [endpoint.endpoint_id for endpoint in endpoints]
+            self.price_tasks.append(asyncio.ensure_future(self.fal.fetch_prices(ids)))
+        stale = [e.endpoint_id for e in endpoints if is_stale(e, self.cached_versions, self.full_refresh)]
+        if stale:
+            self.schema_tasks.append(asyncio.ensure_future(self.fal.fetch_openapi(stale)))
+
+    async def prices(self) -> dict[str, PriceFetch]:
+        merged: dict[str, PriceFetch] = {}
+        for part in await asyncio.gather(*self.price_tasks):
+            merged.update(part)
+        return merged
+
+    async def schemas(self) -> dict[str, SchemaFetch]:
+        merged: dict[str, SchemaFetch] = {}
+        for part in await asyncio.gather(*self.schema_tasks):
+            merged.update(part)
+        return merged
+
+    async def cancel(self) -> None:
+        tasks = [*self.price_tasks, *self.schema_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,15 +6,13 @@ one broken document never stops the rest of the catalog.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from genfeed_pipeline.fal.catalog import CatalogListing, FalEndpoint, SchemaRecord, SchemaSet, SchemaStatus
 from genfeed_pipeline.mapping.classify import category_model_type, decide_model_type, read_capabilities
 from genfeed_pipeline.mapping.model import Capabilities, GenFeedModel
 from genfeed_pipeline.mapping.openapi import NormalisedDocument, normalise_document, parse_document
+from genfeed_pipeline.runtime import collector_paused
 
 _EMPTY = NormalisedDocument(None, None)
 
@@ -121,26 +119,10 @@ def map_endpoint(endpoint: FalEndpoint, schema: SchemaRecord | None) -> GenFeedM
         )
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while a catalog is mapped.
-
-    Mapping builds about a hundred small dicts per model and keeps them all; with the collector on, its
-    full passes rescan every tree already built and mapping 15,000 models runs about 40% slower. The trees
-    hold no reference cycles, so reference counting frees whatever is dropped."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def map_catalog(listing: CatalogListing, schemas: SchemaSet) -> dict[str, GenFeedModel]:
     """One model per listed endpoint, keyed by endpoint id, in the listing's order."""
     records = schemas.records
-    with _collector_paused():
+    with collector_paused():
         return {
             endpoint_id: map_endpoint(endpoint, records.get(endpoint_id))
             for endpoint_id, endpoint in listing.endpoints.items()

@@ -1,4 +1,3 @@
-
 """What one call of a model costs at fal, from fal's unit price, its unit and the call's inputs.
 
 Inputs given to `estimate_cost` override the schema's defaults, which fill the gaps. The result is the

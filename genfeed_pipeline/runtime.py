@@ -1,0 +1,25 @@
+"""Process-level settings for the pipeline's bulk steps."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for the length of a bulk step (discovery, mapping).
+
+    Those steps build tens of thousands of small dicts and keep most of them; with the collector on, its
+    full passes rescan everything already built (and all of Dagster's own objects) again and again:
+    mapping 15,000 models runs about 40% slower, a fresh discovery about 15%. Nothing they build holds
+    reference cycles, so reference counting frees whatever is dropped; the collector is back on after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
