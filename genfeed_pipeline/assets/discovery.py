@@ -85,6 +85,8 @@ def listing_metadata(listing: CatalogListing) -> dict[str, dg.MetadataValue]:
         "price_source": dg.MetadataValue.text(listing.price_source.value),
         "http_requests": dg.MetadataValue.int(listing.http_requests),
         "requested_endpoint_ids": dg.MetadataValue.json(listing.requested_endpoint_ids or []),
+        "new_since_last_list": dg.MetadataValue.json(listing.new_since_last),
+        "gone_since_last_list": dg.MetadataValue.json(listing.gone_since_last),
         "preview": preview_table(
             (
                 {

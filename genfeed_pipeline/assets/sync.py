@@ -12,10 +12,12 @@ from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
 from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
 from genfeed_pipeline.pricing import policy_enabled
-from genfeed_pipeline.report import markdown
+from genfeed_pipeline.report import charts, markdown
 from genfeed_pipeline.report.profitability import (
     build_report,
+    cost_distribution,
     fixed_price_of,
+    margin_by_type,
     recommendations,
     summarize_by_category,
 )
@@ -84,6 +86,14 @@ def profitability_report(
             f"{int((report['status'] == 'deprecated').sum())} deprecated, "
             f"{len(fixed_below_cost)} fixed prices below fal cost.",
             "### By type\n" + markdown.table(by_category.itertuples(index=False), list(by_category.columns)),
+            charts.markdown_image(
+                charts.bar_chart_svg("Mean margin by type", margin_by_type(by_category), "%"),
+                "margin by type",
+            ),
+            charts.markdown_image(
+                charts.bar_chart_svg("Models by fal cost per call", cost_distribution(report)),
+                "cost distribution",
+            ),
             "### Recommendations\n"
             + markdown.table(todo.itertuples(index=False), list(todo.columns), limit=40),
         ]
@@ -161,6 +171,7 @@ def models_table(
             for c in plan.changes
         ],
         warnings=plan.warnings,
+        held_models=outcome.held,
     )
     if outcome.written:
         items = sync_change_items(plan)
@@ -176,6 +187,14 @@ def models_table(
         plan.unchanged,
     )
     return dg.Output(summary, metadata=sync_metadata(summary, fal_model_list.as_of))
+
+
+def changed_ids(summary: SyncSummary, *, action: str | None = None, reason: str | None = None) -> list[str]:
+    return [
+        change.endpoint_id
+        for change in summary.changes
+        if (action is None or change.action == action) and (reason is None or reason in change.reasons)
+    ]
 
 
 def sync_metadata(summary: SyncSummary, as_of: datetime) -> dict[str, dg.MetadataValue]:
@@ -214,6 +233,11 @@ def sync_metadata(summary: SyncSummary, as_of: datetime) -> dict[str, dg.Metadat
             ),
         ),
         "warnings": dg.MetadataValue.md(markdown.bullet_list(summary.warnings)),
+        "new_models": dg.MetadataValue.json(changed_ids(summary, action="insert")),
+        "removed_models": dg.MetadataValue.json(changed_ids(summary, action="remove")),
+        "repriced_models": dg.MetadataValue.json(changed_ids(summary, reason="fal price changed")),
+        "schema_changed_models": dg.MetadataValue.json(changed_ids(summary, reason="schema changed")),
+        "held_for_review": dg.MetadataValue.json(summary.held_models),
         **source_metadata(summary.source.value, as_of, []),
     }
 

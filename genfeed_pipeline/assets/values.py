@@ -59,3 +59,4 @@ class SyncSummary:
     table_enabled: int = 0
     changes: list[SyncedChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    held_models: dict[str, str] = field(default_factory=dict)  # endpoint_id → review reason

@@ -98,6 +98,12 @@ class FalCache:
                     [(eid, offset + i, meta, at) for eid, i, meta, at in rows],
                 )
 
+    def listed_ids(self) -> set[str]:
+        if not self.exists:
+            return set()
+        with self._connect() as db:
+            return {row[0] for row in db.execute("SELECT endpoint_id FROM endpoints")}
+
     def load_listing(self) -> tuple[list[FalEndpoint], datetime] | None:
         if not self.exists:
             return None

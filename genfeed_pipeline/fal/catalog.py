@@ -116,6 +116,8 @@ class CatalogListing:
     requested_endpoint_ids: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     http_requests: int = 0
+    new_since_last: list[str] = field(default_factory=list)  # listed now, not in the previous full list
+    gone_since_last: list[str] = field(default_factory=list)  # in the previous full list, not now
 
     def quote(self, endpoint_id: str) -> PriceQuote | None:
         lookup = self.prices.get(endpoint_id)

@@ -207,7 +207,9 @@ class LiveCatalogSource(CatalogSource):
 
         async def discover_all() -> tuple[CatalogListing, SchemaSet]:
             async with self._client() as fal:
-                fanout = _PageFanOut(fal, self.cache, full_refresh) if endpoint_ids is None else None
+                fanout = (
+                    _PageFanOut(fal, self.cache, full_refresh, self.log) if endpoint_ids is None else None
+                )
                 listing = await self._list(fal, endpoint_ids, on_page=fanout.on_page if fanout else None)
                 if listing.source != DataSource.LIVE or not listing.complete:
                     if fanout is not None:
@@ -259,8 +261,11 @@ class LiveCatalogSource(CatalogSource):
             )
         endpoints = {item.endpoint_id: FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items}
         self.log.info("fal lists %d endpoints (%d requests)", len(endpoints), fal.requests_sent)
+        previous = self.cache.listed_ids() if endpoint_ids is None else set()
         self.cache.save_listing(endpoints.values(), started, complete=endpoint_ids is None)
         return CatalogListing(
+            new_since_last=sorted(set(endpoints) - previous) if previous else [],
+            gone_since_last=sorted(previous - set(endpoints)),
             source=DataSource.LIVE,
             as_of=started,
             endpoints=endpoints,
@@ -301,7 +306,8 @@ class LiveCatalogSource(CatalogSource):
             )
         except FalApiError as exc:
             return self._fallback_prices(endpoint_ids, f"fal's pricing API refused the key ({exc})")
-        progress.finish()
+        if prefetched is None:
+            progress.finish()
         lookups: dict[str, PriceLookup] = {}
         quotes: list[PriceQuote] = []
         for endpoint_id in endpoint_ids:
@@ -373,7 +379,7 @@ class LiveCatalogSource(CatalogSource):
             fetched = await prefetched
         else:
             fetched = await fal.fetch_openapi(stale, progress) if stale else {}
-        progress.finish()
+            progress.finish()
 
         records = {
             endpoint_id: SchemaRecord(
@@ -442,9 +448,14 @@ def is_stale(endpoint: FalEndpoint, cached_versions: dict[str, str | None], full
 class _PageFanOut:
     """Starts the price and schema fetches of each list page as soon as the page arrives."""
 
-    def __init__(self, fal: FalPlatformClient, cache: FalCache, full_refresh: bool) -> None:
+    def __init__(
+        self, fal: FalPlatformClient, cache: FalCache, full_refresh: bool, logger: logging.Logger
+    ) -> None:
         self.fal = fal
         self.full_refresh = full_refresh
+        interval = fal.settings.progress_interval_seconds
+        self.price_progress = ProgressLog("prices fetched", 0, interval, logger)
+        self.schema_progress = ProgressLog("schemas fetched", 0, interval, logger)
         self.cached_versions = {} if full_refresh else cache.schema_versions()
         self.price_tasks: list[asyncio.Task[dict[str, PriceFetch]]] = []
         self.schema_tasks: list[asyncio.Task[dict[str, SchemaFetch]]] = []
@@ -453,21 +464,27 @@ class _PageFanOut:
         endpoints = [FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items]
         if self.fal.has_key:
             ids = [endpoint.endpoint_id for endpoint in endpoints]
-            self.price_tasks.append(asyncio.ensure_future(self.fal.fetch_prices(ids)))
+            self.price_progress.total += len(ids)
+            self.price_tasks.append(asyncio.ensure_future(self.fal.fetch_prices(ids, self.price_progress)))
         stale = [e.endpoint_id for e in endpoints if is_stale(e, self.cached_versions, self.full_refresh)]
         if stale:
-            self.schema_tasks.append(asyncio.ensure_future(self.fal.fetch_openapi(stale)))
+            self.schema_progress.total += len(stale)
+            self.schema_tasks.append(
+                asyncio.ensure_future(self.fal.fetch_openapi(stale, self.schema_progress))
+            )
 
     async def prices(self) -> dict[str, PriceFetch]:
         merged: dict[str, PriceFetch] = {}
         for part in await asyncio.gather(*self.price_tasks):
             merged.update(part)
+        self.price_progress.finish()
         return merged
 
     async def schemas(self) -> dict[str, SchemaFetch]:
         merged: dict[str, SchemaFetch] = {}
         for part in await asyncio.gather(*self.schema_tasks):
             merged.update(part)
+        self.schema_progress.finish()
         return merged
 
     async def cancel(self) -> None:

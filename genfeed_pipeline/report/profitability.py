@@ -196,3 +196,31 @@ def recommendations(report: pd.DataFrame) -> pd.DataFrame:
     return report[report["recommendation"].notna()][
         ["endpoint_id", "category", "recommendation", "reason", "fal_cost", "genfeed_price"]
     ].reset_index(drop=True)
+
+
+COST_BUCKETS = (
+    (Decimal("0.01"), "< $0.01"),
+    (Decimal("0.05"), "$0.01-0.05"),
+    (Decimal("0.20"), "$0.05-0.20"),
+    (Decimal("1.00"), "$0.20-1.00"),
+    (None, "≥ $1.00"),
+)
+
+
+def cost_distribution(report: pd.DataFrame) -> list[tuple[str, float]]:
+    """How many priced models fall in each band of fal cost per call."""
+    counts = dict.fromkeys((label for _, label in COST_BUCKETS), 0)
+    for cost in report["fal_cost"].dropna():
+        label = next(label for bound, label in COST_BUCKETS if bound is None or Decimal(cost) < bound)
+        counts[label] += 1
+    return [(label, float(count)) for label, count in counts.items()]
+
+
+def margin_by_type(by_category: pd.DataFrame) -> list[tuple[str, float]]:
+    if "mean_margin_pct" not in by_category:
+        return []
+    return [
+        (str(row.category), float(row.mean_margin_pct))
+        for row in by_category.itertuples(index=False)
+        if row.priced
+    ]
