@@ -1,4 +1,3 @@
-
 """Pricing: units, cost per call, GenFeed's price and billing JSON.
 
 Money figures are fal's own public worked examples (fal pages quoted in ../shared/fal-api.md §3), typed in by

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
 
 
 def create_catalog_engine(url: str, **options: Any) -> sa.Engine:
@@ -15,6 +20,9 @@ def create_catalog_engine(url: str, **options: Any) -> sa.Engine:
     syncs serialise instead of failing halfway with "database is locked".
     """
     parsed = sa.make_url(url)
+    # JSON columns hold whole schemas: orjson encodes them several times faster than the json module.
+    options.setdefault("json_serializer", _json_text)
+    options.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path

@@ -17,13 +17,14 @@ in, a list of row changes out. The rules are the catalog contract's:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE
 from genfeed_pipeline.fal.catalog import DataSource, PriceStatus, SchemaStatus
@@ -126,13 +127,12 @@ class SyncPlan:
 
 
 def mapped_hash(input_schema: Any, output_schema: Any, capabilities: Any) -> str:
-    payload = json.dumps(
+    payload = orjson.dumps(
         {"input": input_schema, "output": output_schema, "capabilities": capabilities},
-        sort_keys=True,
-        separators=(",", ":"),
+        option=orjson.OPT_SORT_KEYS,
         default=str,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hashlib.sha256(payload).hexdigest()
 
 
 def capabilities_json(model: GenFeedModel) -> dict[str, Any]:
@@ -230,22 +230,22 @@ class SyncPlanner:
                 plan.failed += 1
             if endpoint_id in self.held:
                 plan.held += 1
+            if row is None and context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
+                continue
+            desired = model_values(model)
             if row is None:
-                if context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
-                    continue
-                change = self._insert(endpoint_id, model)
+                change = self._insert(endpoint_id, model, desired)
             else:
-                change = self._update(endpoint_id, row, model)
+                change = self._update(endpoint_id, row, model, desired)
             if change is None:
                 plan.unchanged += 1
                 continue
             plan.changes.append(change)
-            self._record_history(plan, change, model, row)
+            self._record_history(plan, change, desired, row)
         plan.changes.extend(self._removals(existing, priced, plan))
         return plan
 
-    def _record_history(self, plan: SyncPlan, change: RowChange, model: PricedModel, row: Row | None) -> None:
-        desired = model_values(model)
+    def _record_history(self, plan: SyncPlan, change: RowChange, desired: Row, row: Row | None) -> None:
         review_reason = self.held.get(change.endpoint_id)
         if "mapped_hash" in change.values:
             plan.schema_history.append(
@@ -261,8 +261,8 @@ class SyncPlanner:
 
     # -- inserts ------------------------------------------------------------------------------------
 
-    def _insert(self, endpoint_id: str, priced: PricedModel) -> RowChange:
-        values = model_values(priced)
+    def _insert(self, endpoint_id: str, priced: PricedModel, desired: Row) -> RowChange:
+        values = dict(desired)
         enabled = self._target_enabled(priced, operator_choice=None, removed=False)
         values |= {
             "id": endpoint_id,
@@ -278,12 +278,11 @@ class SyncPlanner:
 
     # -- updates ------------------------------------------------------------------------------------
 
-    def _update(self, endpoint_id: str, row: Row, priced: PricedModel) -> RowChange | None:
+    def _update(self, endpoint_id: str, row: Row, priced: PricedModel, desired: Row) -> RowChange | None:
         context = self.context
         if context.source != DataSource.LIVE and _is_newer(row.get("data_as_of"), context.data_as_of):
             return None
         managed = row.get("managed_by") == MANAGED_BY_PIPELINE
-        desired = model_values(priced)
         columns = self._writable_columns(managed, priced)
         values = {
             column: desired[column]
