@@ -31,3 +31,6 @@ dev: install
 
 snapshot: install
 	$(BIN)/python scripts/build_snapshot.py
+
+benchmark: install
+	$(BIN)/python scripts/benchmark.py
