@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from genfeed_pipeline.admin_jobs import accept_schema_changes, apply_recommendations_job, set_models_enabled
 from genfeed_pipeline.assets.catalog import (
     breaking_schema_changes,
     cloud_price_not_below_cost,
@@ -83,7 +84,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             unique_endpoint_ids,
             enabled_models_valid_and_priced,
         ],
-        jobs=[refresh_fal_catalog],
+        jobs=[refresh_fal_catalog, set_models_enabled, apply_recommendations_job, accept_schema_changes],
         schedules=[build_refresh_schedule(settings.refresh_cron)],
         sensors=[alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog],
         resources={

@@ -114,3 +114,18 @@ model_price_history = sa.Table(
     sa.Column("price_source", sa.String(16), nullable=True),
     sa.Column("deployment", sa.String(16), nullable=True),
 )
+
+model_admin_actions = sa.Table(
+    "model_admin_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.String(512), nullable=False),
+    sa.Column(
+        "action", sa.String(32), nullable=False
+    ),  # enable | disable | undo | accept | apply_recommendation
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("before_enabled", sa.Boolean, nullable=True),
+    sa.Column("after_enabled", sa.Boolean, nullable=True),
+)
