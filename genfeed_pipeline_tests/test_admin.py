@@ -23,7 +23,7 @@ from genfeed_pipeline.admin import (
     set_enabled,
 )
 from genfeed_pipeline.admin.actions import Skipped
-from genfeed_pipeline.db.migrate import upgrade_to_head
+from genfeed_pipeline.db.migrate import head_revision, upgrade_to_head
 from genfeed_pipeline.db.tables import model_admin_actions
 from genfeed_pipeline.pricing import PricingPolicy
 from genfeed_pipeline.settings import Deployment
@@ -347,7 +347,7 @@ def test_model_filter() -> None:
 
 
 def test_migration_0003_is_idempotent_and_matches_the_table_definition(catalog: Catalog) -> None:
-    assert upgrade_to_head(catalog.engine) == upgrade_to_head(catalog.engine) == "0003"
+    assert upgrade_to_head(catalog.engine) == upgrade_to_head(catalog.engine) == head_revision()
     columns = {c["name"]: c for c in sa.inspect(catalog.engine).get_columns("model_admin_actions")}
     assert list(columns) == [c.name for c in model_admin_actions.c]
     assert all(columns[c.name]["nullable"] == c.nullable for c in model_admin_actions.c if not c.primary_key)

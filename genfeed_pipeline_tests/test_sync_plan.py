@@ -150,13 +150,16 @@ def test_offline_run_never_replaces_newer_data() -> None:
     assert plan({"fal-ai/a": row}, [model], older).changes == []
 
 
-def test_failed_price_fetch_keeps_the_last_good_price() -> None:
+def test_failed_price_fetch_keeps_the_last_good_price_and_state() -> None:
     good = priced("fal-ai/a")
     failed = price_model(good.model, PriceLookup(PriceStatus.FAILED, error="HTTP 500"), CLOUD)
+    assert not failed.valid  # on its own the model looks invalid ...
     result = plan({"fal-ai/a": synced_row(good)}, [failed])
-    change = result.changes[0]
-    assert result.failed == 1
-    assert not {"unit_price", "cost_per_call", "price_per_call", "pricing"} & set(change.values)
+    assert result.failed == 1 and result.changes == []  # ... but the row keeps its price, errors and enabled
+
+    disabled_meanwhile = synced_row(good, enabled=False)
+    change = plan({"fal-ai/a": disabled_meanwhile}, [failed]).changes[0]
+    assert change.values["operator_enabled"] is False and "unit_price" not in change.values
 
 
 def test_pricing_only_touches_prices_and_inserts_nothing() -> None:

@@ -85,6 +85,15 @@ def listing_metadata(listing: CatalogListing) -> dict[str, dg.MetadataValue]:
         "price_source": dg.MetadataValue.text(listing.price_source.value),
         "http_requests": dg.MetadataValue.int(listing.http_requests),
         "requested_endpoint_ids": dg.MetadataValue.json(listing.requested_endpoint_ids or []),
+        "failed_price_fetches": preview_table(
+            (
+                {"endpoint_id": endpoint_id, "outcome": lookup.status.value, "error": lookup.error}
+                for endpoint_id, lookup in listing.prices.items()
+                if lookup.error
+            ),
+            [("endpoint_id", "string"), ("outcome", "string"), ("error", "string")],
+            limit=200,
+        ),
         "new_since_last_list": dg.MetadataValue.json(listing.new_since_last),
         "gone_since_last_list": dg.MetadataValue.json(listing.gone_since_last),
         "preview": preview_table(
@@ -117,6 +126,15 @@ def schema_metadata(schemas: SchemaSet) -> dict[str, dg.MetadataValue]:
         "endpoints": dg.MetadataValue.int(len(schemas.records)),
         "by_status": dg.MetadataValue.json(schemas.count_by_status()),
         "http_requests": dg.MetadataValue.int(schemas.http_requests),
+        "failed_fetches": preview_table(
+            (
+                {"endpoint_id": record.endpoint_id, "error": record.error}
+                for record in schemas.records.values()
+                if record.error
+            ),
+            [("endpoint_id", "string"), ("error", "string")],
+            limit=200,
+        ),
         **source_metadata(schemas.source.value, schemas.as_of, schemas.notes),
     }
 

@@ -260,7 +260,7 @@ class FalPlatformClient:
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            body = None
+            body = _lenient_json(response)
         retry_after = _parse_retry_after(response.headers.get("retry-after"))
         if response.is_success:
             if body is None or "json" not in content_type:
@@ -461,6 +461,10 @@ class FalPlatformClient:
                     log.warning("fal rejected %d ids per schema request; using %d", len(batch), smaller)
                     self._schema_batch_size = smaller
                 return await self._fetch_openapi_batch(batch)
+            if exc.error_type == "not_json" and len(batch) > 1:
+                # One unreadable document must not cost the other endpoints of its batch.
+                fetched = await asyncio.gather(*(self.fetch_queue_openapi(eid) for eid in batch))
+                return {fetch.endpoint_id: fetch for fetch in fetched}
             return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
 
         try:
@@ -651,6 +655,26 @@ def _chunks(items: Iterable[str], size: int) -> list[list[str]]:
 def _named_cap(message: str) -> int | None:
     match = re.search(r"(?:at most|maximum(?: of)?|up to|max(?:imum)?[: ]+)\s*(\d+)", message, re.IGNORECASE)
     return int(match.group(1)) if match else None
+
+
+def _lenient_json(response: httpx.Response) -> Any:
+    """What orjson refuses but the json module reads (a lone surrogate escaped in one name), with every
+    string made valid UTF-8, so that one bad name cannot stop a whole page; None when it is not JSON
+    (invalid UTF-8 bytes included)."""
+    try:
+        return _valid_text(json.loads(response.content.decode("utf-8")))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_valid_text(item) for item in value]
+    if isinstance(value, dict):
+        return {_valid_text(key): _valid_text(item) for key, item in value.items()}
+    return value
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -12,6 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# No fal unit (an image, a second, a training step) costs anything near this; a larger figure is an error.
+MAX_PLAUSIBLE_UNIT_PRICE = Decimal(10_000)
+
 
 class FalMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -68,6 +71,10 @@ class FalPrice(BaseModel):
             raise ValueError(f"unit_price is not finite: {value!r}")
         if price < 0:
             raise ValueError(f"unit_price is negative: {value!r}")
+        if price > MAX_PLAUSIBLE_UNIT_PRICE:
+            raise ValueError(
+                f"unit_price {value!r} is above ${MAX_PLAUSIBLE_UNIT_PRICE} per unit: not a real price"
+            )
         return price
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -97,8 +97,7 @@ def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: Pricing
 
     if quote is None:
         if lookup is not None and lookup.status is PriceStatus.FAILED:
-            reason = f": {lookup.error}" if lookup.error else ""
-            errors.append(f"{NO_PRICE_ERROR} (price fetch failed{reason})")
+            errors.append(f"{NO_PRICE_ERROR} (price fetch failed)")
         else:
             errors.append(NO_PRICE_ERROR)
         return PricedModel(
@@ -170,7 +169,13 @@ def price_catalog(
 ) -> dict[str, PricedModel]:
     priced: dict[str, PricedModel] = {}
     for endpoint_id, model in models.items():
-        priced[endpoint_id] = price_model(model, prices.get(endpoint_id), policy)
+        try:
+            priced[endpoint_id] = price_model(model, prices.get(endpoint_id), policy)
+        except ArithmeticError as exc:
+            unusable = replace(
+                model, validation_errors=(*model.validation_errors, f"price unusable: {exc!r}")
+            )
+            priced[endpoint_id] = price_model(unusable, None, policy)
     return priced
 
 

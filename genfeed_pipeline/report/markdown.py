@@ -18,8 +18,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 def escape(value: Any) -> str:
     text = "" if value is None else str(value)
     text = " ".join(text.split())
-    text = html.escape(text, quote=True)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
 
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str], limit: int | None = 50) -> str:

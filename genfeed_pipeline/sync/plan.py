@@ -32,6 +32,7 @@ from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
 
 Row = dict[str, Any]
+MAX_ENDPOINT_ID_LENGTH = 512  # the `models.id` column; fal's longest real id is under 100 characters
 
 
 class SyncMode(StrEnum):
@@ -225,6 +226,11 @@ class SyncPlanner:
         context = self.context
         plan = SyncPlan(endpoints_seen=len(priced))
         for endpoint_id, model in priced.items():
+            if len(endpoint_id) > MAX_ENDPOINT_ID_LENGTH:
+                plan.warnings.append(
+                    f"skipped an endpoint id of {len(endpoint_id)} characters: {endpoint_id[:80]}…"
+                )
+                continue
             row = existing.get(endpoint_id)
             if self._fetch_failed(model):
                 plan.failed += 1
@@ -303,7 +309,9 @@ class SyncPlanner:
                 reasons.append("held for review" if review_reason else "review cleared")
             if row.get("status") == "removed":
                 reasons.append("back in fal's catalog")
-            if managed:
+            if managed and self._fetch_failed(priced):
+                values |= self._operator_choice_only(row, reasons)
+            elif managed:
                 values |= self._enabled_values(row, priced, removed=False, reasons=reasons)
 
         if not values:
@@ -326,7 +334,9 @@ class SyncPlanner:
                 columns += [c for c in IDENTITY_COLUMNS if c not in OWNER_COLUMNS and c != "provider"]
             if not schema_failed:
                 columns += SCHEMA_COLUMNS
-            columns += STATE_COLUMNS[:2]
+            columns.append("status")
+            if not (schema_failed or price_failed):
+                columns.append("validation_errors")  # a failed fetch says nothing about the model itself
         if not price_failed:
             columns += PRICE_COLUMNS
             if managed:
@@ -369,6 +379,17 @@ class SyncPlanner:
             values["enabled"] = target
             reasons.append("enabled" if target else "disabled")
         return values
+
+    @staticmethod
+    def _operator_choice_only(row: Row, reasons: list[str]) -> Row:
+        """When this run could not fetch a model's price or schema, `enabled` stays as it is; only an
+        operator's change since the last sync is recorded."""
+        last_written = row.get("enabled_by_sync")
+        if last_written is None or bool(row.get("enabled")) == bool(last_written):
+            return {}
+        choice = bool(row.get("enabled"))
+        reasons.append(f"operator {'enabled' if choice else 'disabled'} it; choice kept")
+        return {"operator_enabled": choice, "enabled_by_sync": choice}
 
     def _target_enabled(
         self, priced: PricedModel | None, operator_choice: bool | None, *, removed: bool

@@ -25,8 +25,7 @@ def ids_to_review(rows: Mapping[str, Row], models: Mapping[str, GenFeedModel]) -
         for endpoint_id, model in models.items()
         if (row := rows.get(endpoint_id)) is not None
         and row.get("mapped_hash") is not None
-        and model.input_schema is not None
-        and model.schema_status != SchemaStatus.FAILED
+        and model.schema_status not in (SchemaStatus.FAILED, SchemaStatus.MISSING)
         and row["mapped_hash"] != mapped_hash_of(model)
     ]
 
@@ -35,16 +34,23 @@ def review_schemas(
     accepted: Mapping[str, Row], models: Mapping[str, GenFeedModel]
 ) -> dict[str, list[SchemaChange]]:
     """endpoint_id → every change against the accepted schemas (rows carry input/output_schema)."""
-    return {
-        endpoint_id: diff_model_schemas(
-            row.get("input_schema"),
-            row.get("output_schema"),
-            models[endpoint_id].input_schema,
-            models[endpoint_id].output_schema,
+    reviews = {}
+    for endpoint_id, row in accepted.items():
+        if endpoint_id not in models:
+            continue
+        model = models[endpoint_id]
+        changes = diff_model_schemas(
+            row.get("input_schema"), row.get("output_schema"), model.input_schema, model.output_schema
         )
-        for endpoint_id, row in accepted.items()
-        if endpoint_id in models
-    }
+        for side, old, new in (
+            ("input", row.get("input_schema"), model.input_schema),
+            ("output", row.get("output_schema"), model.output_schema),
+        ):
+            if old is not None and new is None:
+                # A document whose inputs or outputs can no longer be read loses every field at once.
+                changes.append(SchemaChange(side, "", "property_removed", True, "object", None))
+        reviews[endpoint_id] = changes
+    return reviews
 
 
 def held_models(reviews: Mapping[str, list[SchemaChange]]) -> dict[str, str]:
