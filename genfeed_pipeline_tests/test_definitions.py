@@ -54,7 +54,10 @@ def test_package_exports_the_definitions() -> None:
     completeness = next(key for key in graph.asset_check_keys if key.name == "catalog_completeness")
     assert graph.get_check_spec(completeness).blocking
     for name in CATALOG_ASSETS:
-        policy = graph.get(dg.AssetKey(name)).freshness_policy
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == "fal_catalog" and node.owners == ["team:data"] and node.kinds
+        assert node.tags["domain"] == "model_catalog" and node.description
+        policy = node.freshness_policy
         assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=6, minutes=30)
     job = defs.resolve_job_def("refresh_fal_catalog")
     assert job.tags["genfeed/pipeline"] == "catalog_refresh"

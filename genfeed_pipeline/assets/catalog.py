@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import dagster as dg
 
-from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, OWNERS
+from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, CATALOG_TAGS, OWNERS
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
@@ -28,6 +28,7 @@ def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
 @dg.asset(
     group_name=CATALOG_GROUP,
     owners=OWNERS,
+    tags=CATALOG_TAGS,
     kinds={"python"},
     freshness_policy=CATALOG_FRESHNESS,
 )
@@ -86,6 +87,7 @@ def genfeed_models(
 @dg.asset(
     group_name=CATALOG_GROUP,
     owners=OWNERS,
+    tags=CATALOG_TAGS,
     kinds={"python"},
     freshness_policy=CATALOG_FRESHNESS,
 )

@@ -16,6 +16,7 @@ from genfeed_pipeline.sync.store import CatalogStore
 
 CATALOG_GROUP = "fal_catalog"
 OWNERS = ["team:data"]
+CATALOG_TAGS = {"domain": "model_catalog", "source": "fal"}
 REFRESH_INTERVAL = timedelta(hours=6)
 FRESHNESS_GRACE = timedelta(minutes=30)
 # Refreshed every six hours; a catalog asset not updated within that plus a grace period is overdue.
@@ -44,6 +45,7 @@ class DiscoveryConfig(dg.Config):
             "unit price.",
             dagster_type=CatalogListing,
             owners=OWNERS,
+            tags=CATALOG_TAGS,
             kinds={"python", "api"},
             freshness_policy=CATALOG_FRESHNESS,
         ),
@@ -52,6 +54,7 @@ class DiscoveryConfig(dg.Config):
             "unchanged keeps its cached document.",
             dagster_type=SchemaSet,
             owners=OWNERS,
+            tags=CATALOG_TAGS,
             kinds={"python", "api"},
             freshness_policy=CATALOG_FRESHNESS,
         ),

@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from genfeed_pipeline.alerts.messages import change_event
-from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, OWNERS
+from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, CATALOG_TAGS, OWNERS
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
 from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
@@ -50,6 +50,7 @@ class SyncConfig(dg.Config):
 @dg.asset(
     group_name=CATALOG_GROUP,
     owners=OWNERS,
+    tags=CATALOG_TAGS,
     kinds={"python", "pandas"},
     freshness_policy=CATALOG_FRESHNESS,
 )
@@ -111,6 +112,7 @@ def profitability_report(
 @dg.asset(
     group_name=CATALOG_GROUP,
     owners=OWNERS,
+    tags=CATALOG_TAGS,
     kinds={"sql"},
     deps=[profitability_report],
     freshness_policy=CATALOG_FRESHNESS,
