@@ -11,14 +11,12 @@ from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.mapping import map_catalog
-from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import price_catalog
 from genfeed_pipeline.pricing.drift import find_price_drift
 from genfeed_pipeline.report import markdown
 from genfeed_pipeline.report.profitability import fixed_price_of
 from genfeed_pipeline.resources import CatalogCheckSettings, CatalogDatabase, PricingPolicyResource
-from genfeed_pipeline.sync.review import held_models, ids_to_review, review_schemas
-from genfeed_pipeline.sync.store import CatalogStore
+from genfeed_pipeline.sync.review import held_models, review_schemas
 
 
 def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
@@ -147,15 +145,6 @@ def priced_models(
     return dg.Output(catalog, metadata=metadata)
 
 
-def _rows_and_schemas(database: CatalogDatabase, models: dict[str, GenFeedModel]) -> tuple[dict, dict]:
-    store = database.store()
-    store.migrate()
-    with store.engine.connect() as connection:
-        rows = CatalogStore.load_rows(connection)
-        accepted = CatalogStore.load_schemas(connection, ids_to_review(rows, models))
-    return rows, accepted
-
-
 @dg.asset_check(asset=genfeed_models)
 def breaking_schema_changes(
     genfeed_models: MappedCatalog, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
@@ -166,7 +155,7 @@ def breaking_schema_changes(
     removed, range narrowed past the old default, output removed or retyped) holds the model at its
     last good schema until someone accepts it; new optional fields, descriptions and enum values pass.
     """
-    _, accepted = _rows_and_schemas(database, genfeed_models.models)
+    accepted = database.store().accepted_schemas(genfeed_models.models)
     reviews = review_schemas(accepted, genfeed_models.models)
     held = held_models(reviews)
     breaking_rows = [
@@ -206,10 +195,7 @@ def pricing_drift(
     """Flags every model whose unit price or cost per call moved more than the threshold (5%) since the
     last synced value, or whose unit changed. Drifted prices are still applied; this reports them."""
     threshold = Decimal(catalog_checks.pricing_drift_threshold)
-    store = database.store()
-    store.migrate()
-    with store.engine.connect() as connection:
-        rows = CatalogStore.load_rows(connection)
+    rows = database.store().current_rows()
     drifts = find_price_drift(rows, priced_models.models, threshold)
     drift_rows = [
         {
@@ -246,10 +232,7 @@ def cloud_price_not_below_cost(
             severity=catalog_checks.severity("cloud_price_not_below_cost"),
             description="core deployment: prices are fal's cost",
         )
-    store = database.store()
-    store.migrate()
-    with store.engine.connect() as connection:
-        rows = CatalogStore.load_rows(connection)
+    rows = database.store().current_rows()
     below = []
     for endpoint_id, model in priced_models.models.items():
         cost = model.cost_per_call

@@ -12,7 +12,6 @@ from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.report import markdown
 from genfeed_pipeline.resources import CatalogCheckSettings, CatalogDatabase, FalCatalogResource
 from genfeed_pipeline.sync.completeness import judge_completeness
-from genfeed_pipeline.sync.store import CatalogStore
 
 CATALOG_GROUP = "fal_catalog"
 OWNERS = ["team:data"]
@@ -151,10 +150,7 @@ def catalog_completeness(
     Blocking: when it fails, nothing downstream runs and the `models` table stays exactly as it was.
     A manual refresh of chosen endpoints is judged on those endpoints only.
     """
-    store = database.store()
-    store.migrate()
-    with store.engine.connect() as connection:
-        previous = CatalogStore.previous_endpoints_seen(connection)
+    previous = database.store().last_endpoints_seen()
     verdict = judge_completeness(
         complete=fal_model_list.complete,
         list_errors=fal_model_list.list_errors,

@@ -29,7 +29,6 @@ from genfeed_pipeline.resources import (
 )
 from genfeed_pipeline.sync.events import sync_change_items
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
-from genfeed_pipeline.sync.store import CatalogStore
 
 
 class SyncConfig(dg.Config):
@@ -61,10 +60,7 @@ def profitability_report(
 
     Covers this run's dynamic-priced models and every fixed-price row already in the `models` table.
     """
-    store = database.store()
-    store.migrate()
-    with store.engine.connect() as connection:
-        rows = CatalogStore.load_rows(connection)
+    rows = database.store().current_rows()
     policy = pricing.policy()
     report = build_report(
         priced_models.models,
@@ -244,20 +240,13 @@ def sync_metadata(summary: SyncSummary, as_of: datetime) -> dict[str, dg.Metadat
     }
 
 
-def _table_rows(database: CatalogDatabase) -> dict[str, dict]:
-    store = database.store()
-    store.migrate()
-    with store.engine.connect() as connection:
-        return CatalogStore.load_rows(connection)
-
-
 @dg.asset_check(asset=models_table)
 def unique_endpoint_ids(
     database: CatalogDatabase, catalog_checks: CatalogCheckSettings
 ) -> dg.AssetCheckResult:
     """No two rows of `models` name the same endpoint (ids compared trimmed and case-insensitively)."""
     groups: dict[str, list[str]] = {}
-    for endpoint_id in _table_rows(database):
+    for endpoint_id in database.store().current_rows():
         groups.setdefault(endpoint_id.strip().lower(), []).append(endpoint_id)
     duplicates = {key: ids for key, ids in groups.items() if len(ids) > 1}
     return dg.AssetCheckResult(
@@ -277,7 +266,7 @@ def enabled_models_valid_and_priced(
 ) -> dg.AssetCheckResult:
     """Every enabled fal model in `models` is valid, priced and still at fal."""
     offending = []
-    for endpoint_id, row in _table_rows(database).items():
+    for endpoint_id, row in database.store().current_rows().items():
         if row.get("provider") != "fal" or not row.get("enabled"):
             continue
         problems = list(row.get("validation_errors") or [])

@@ -22,6 +22,7 @@ from genfeed_pipeline.db.tables import model_price_history, model_schema_history
 from genfeed_pipeline.db.types import UtcDateTime
 from genfeed_pipeline.fal.catalog import utc_now
 from genfeed_pipeline.mapping.diff import SchemaChange
+from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
 from genfeed_pipeline.runtime import collector_paused
 from genfeed_pipeline.sync.plan import Action, Row, SyncContext, SyncMode, SyncPlan, SyncPlanner
@@ -73,6 +74,23 @@ class CatalogStore:
             )
             rows |= {row.id: dict(row._mapping) for row in connection.execute(query)}
         return rows
+
+    def current_rows(self) -> dict[str, Row]:
+        """Every row of `models` as it stands (without the large schema columns), tables migrated first."""
+        self.migrate()
+        with self.engine.connect() as connection:
+            return self.load_rows(connection)
+
+    def accepted_schemas(self, models: Mapping[str, GenFeedModel]) -> dict[str, Row]:
+        """The accepted input/output schemas of the models whose mapped schemas differ from them."""
+        self.migrate()
+        with self.engine.connect() as connection:
+            return self.load_schemas(connection, ids_to_review(self.load_rows(connection), models))
+
+    def last_endpoints_seen(self) -> int | None:
+        self.migrate()
+        with self.engine.connect() as connection:
+            return self.previous_endpoints_seen(connection)
 
     def count_rows(self) -> tuple[int, int]:
         """(rows, enabled rows) of the `models` table."""
