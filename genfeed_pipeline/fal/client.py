@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from genfeed_pipeline.fal.catalog import canonical_json
 from genfeed_pipeline.fal.models import (
     FalErrorBody,
     FalEstimate,
@@ -104,16 +105,28 @@ class FalUnreachableError(FalApiError):
 
 @dataclass(frozen=True)
 class SchemaFetch:
-    """The outcome of fetching one endpoint's OpenAPI document."""
+    """The outcome of fetching one endpoint's OpenAPI document.
+
+    The document is kept as its canonical JSON text, made as soon as its batch arrives: at 15,000
+    endpoints the parsed trees of a whole discovery would take several hundred MB, the text a fifth.
+    """
 
     endpoint_id: str
-    document: dict[str, Any] | None
+    document_json: str | None
     origin: str  # "expand", "queue_url" or "none"
     error: str | None = None
 
+    @classmethod
+    def found(cls, endpoint_id: str, document: dict[str, Any], origin: str) -> SchemaFetch:
+        return cls(endpoint_id, canonical_json(document), origin)
+
     @property
     def failed(self) -> bool:
-        return self.document is None and self.error is not None
+        return self.document_json is None and self.error is not None
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        return None if self.document_json is None else orjson.loads(self.document_json)
 
 
 @dataclass(frozen=True)
@@ -478,7 +491,7 @@ class FalPlatformClient:
                 continue
             document = item.openapi
             if _is_openapi_document(document):
-                results[item.endpoint_id] = SchemaFetch(item.endpoint_id, document, "expand")
+                results[item.endpoint_id] = SchemaFetch.found(item.endpoint_id, document, "expand")
             else:
                 fallbacks.append(item.endpoint_id)
         fallbacks.extend(eid for eid in batch if eid not in results and eid not in fallbacks)
@@ -506,7 +519,7 @@ class FalPlatformClient:
             return SchemaFetch(
                 endpoint_id, None, "none", error=f"queue schema of {endpoint_id} is not an OpenAPI document"
             )
-        return SchemaFetch(endpoint_id, body, "queue_url")
+        return SchemaFetch.found(endpoint_id, body, "queue_url")
 
     # -- prices -------------------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from genfeed_pipeline.fal.catalog import (
     SchemaRecord,
     SchemaSet,
     SchemaStatus,
-    canonical_json,
     utc_now,
 )
 from genfeed_pipeline.fal.client import (
@@ -400,10 +399,10 @@ class LiveCatalogSource(CatalogSource):
         for endpoint_id in stale:
             outcome = fetched[endpoint_id]
             version = listing.endpoints[endpoint_id].version
-            if outcome.document is not None:
+            if outcome.document_json is not None:
                 status = SchemaStatus.FETCHED if outcome.origin == "expand" else SchemaStatus.FALLBACK
                 record = SchemaRecord(
-                    endpoint_id, status, canonical_json(outcome.document), version, started, DataSource.LIVE
+                    endpoint_id, status, outcome.document_json, version, started, DataSource.LIVE
                 )
                 fresh.append(record)
             elif outcome.failed:
