@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -132,9 +131,27 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def _refresh(args: argparse.Namespace) -> int:
-    from genfeed_pipeline.assets.values import PricedCatalog, SyncSummary
+def refresh_job() -> dg.JobDefinition:
+    """`refresh_fal_catalog`, reconstructable by `dg.reconstructable` (as a run worker loads it)."""
     from genfeed_pipeline.definitions import defs
+
+    return defs.resolve_job_def("refresh_fal_catalog")
+
+
+def _metadata_value(materializations: Sequence[dg.AssetMaterialization], key: str) -> Any:
+    for materialization in materializations:
+        if key in materialization.metadata:
+            return materialization.metadata[key].value
+    return None
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    """Runs the job as a run worker does (`execute_job`), which keeps no step's value in memory:
+    `execute_in_process` would hold every stage of a 15,000-model catalog until the run ends. The
+    summary comes from the run's materialization metadata and the small `models_table` value."""
+    import dagster as dg
+
+    from genfeed_pipeline.assets.values import SyncSummary
     from genfeed_pipeline.fal.catalog import CatalogListing
 
     run_config: dict = {
@@ -145,43 +162,45 @@ def _refresh(args: argparse.Namespace) -> int:
         "config": {"endpoint_ids": args.endpoint_id, "full_refresh": args.full_refresh}
     }
     run_config["ops"]["models_table"] = {"config": {"mode": args.mode}}
-    job = defs.resolve_job_def("refresh_fal_catalog")
     started = time.monotonic()
-    with _instance() as instance:
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
-    elapsed = time.monotonic() - started
-    if not result.success:
-        print(f"refresh_fal_catalog failed after {elapsed:.1f}s (run {result.run_id})", file=sys.stderr)
-        for event in result.all_events:
-            if event.is_failure and event.step_key:
-                print(f"  {event.step_key}: {event.message}", file=sys.stderr)
-        return 1
-    listing: CatalogListing = result.output_for_node("discover_fal_catalog", "fal_model_list")
-    priced: PricedCatalog = result.output_for_node("priced_models")
-    synced: SyncSummary = result.output_for_node("models_table")
-    models = list(priced.models.values())
-    by_type = Counter(m.model.category.value if m.model.category else "unknown" for m in models)
-    summary = {
-        "run_id": result.run_id,
-        "seconds": round(elapsed, 2),
-        "deployment": priced.deployment,
-        "source": listing.source.value,
-        "as_of": listing.as_of.isoformat(),
-        "endpoints": len(listing.endpoints),
-        "valid": sum(m.valid for m in models),
-        "priced": sum(m.priced for m in models),
-        "table_rows": synced.table_rows,
-        "enabled": synced.table_enabled,
-        "by_type": dict(by_type.most_common()),
-        "sync": {
-            "mode": synced.mode,
-            "new": synced.new,
-            "changed": synced.changed,
-            "removed": synced.removed,
-            "unchanged": synced.unchanged,
-        },
-        "notes": listing.notes + synced.warnings,
-    }
+    with (
+        _instance() as instance,
+        dg.execute_job(
+            dg.reconstructable(refresh_job), instance, run_config=run_config, raise_on_error=False
+        ) as result,
+    ):
+        elapsed = time.monotonic() - started
+        if not result.success:
+            print(f"refresh_fal_catalog failed after {elapsed:.1f}s (run {result.run_id})", file=sys.stderr)
+            for event in result.all_events:
+                if event.is_failure and event.step_key:
+                    print(f"  {event.step_key}: {event.message}", file=sys.stderr)
+            return 1
+        listing: CatalogListing = result.output_for_node("discover_fal_catalog", "fal_model_list")
+        synced: SyncSummary = result.output_for_node("models_table")
+        mapped = result.asset_materializations_for_node("genfeed_models")
+        priced = result.asset_materializations_for_node("priced_models")
+        summary = {
+            "run_id": result.run_id,
+            "seconds": round(elapsed, 2),
+            "deployment": _metadata_value(priced, "deployment"),
+            "source": listing.source.value,
+            "as_of": listing.as_of.isoformat(),
+            "endpoints": len(listing.endpoints),
+            "valid": _metadata_value(priced, "valid"),
+            "priced": _metadata_value(priced, "priced"),
+            "table_rows": synced.table_rows,
+            "enabled": synced.table_enabled,
+            "by_type": _metadata_value(mapped, "by_type"),
+            "sync": {
+                "mode": synced.mode,
+                "new": synced.new,
+                "changed": synced.changed,
+                "removed": synced.removed,
+                "unchanged": synced.unchanged,
+            },
+            "notes": listing.notes + synced.warnings,
+        }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -113,6 +113,7 @@ def priced_models(
         "models": dg.MetadataValue.int(len(models)),
         "priced": dg.MetadataValue.int(len(priced)),
         "unpriced": dg.MetadataValue.int(len(models) - len(priced)),
+        "valid": dg.MetadataValue.int(sum(m.valid for m in models.values())),
         "unpriced_by_unit": _top_reasons(unpriced_units, limit=20),
         "price_source": dg.MetadataValue.text(fal_model_list.price_source.value),
         "preview": preview_table(
