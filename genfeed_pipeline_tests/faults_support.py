@@ -22,6 +22,7 @@ import gzip
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models, sync_runs
 from genfeed_pipeline.definitions import build_definitions
 from genfeed_pipeline.settings import PipelineSettings
+from genfeed_pipeline.sync.store import SYNC_LOCK_KEY
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
 from genfeed_pipeline_tests.fal_emulator import (
     MODELS_PATH,
@@ -510,3 +512,42 @@ def postgres_database(server_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def sync_runs_locked(url: str) -> Iterator[sa.Connection]:
+    """Holds `LOCK TABLE sync_runs IN EXCLUSIVE MODE`: reads go on, a sync's final INSERT waits."""
+    engine = sa.create_engine(url)
+    connection = engine.connect()
+    transaction = connection.begin()
+    connection.execute(sa.text("LOCK TABLE sync_runs IN EXCLUSIVE MODE"))
+    try:
+        yield connection
+    finally:
+        transaction.rollback()
+        connection.close()
+        engine.dispose()
+
+
+def backend_waiting_to_record_its_run(admin: sa.Connection) -> int | None:
+    """The pid of a backend blocked on `INSERT INTO sync_runs` that holds the sync's advisory lock."""
+    row = admin.execute(
+        sa.text(
+            "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+            "WHERE a.datname = current_database() AND a.wait_event_type = 'Lock' "
+            "AND a.query ILIKE '%INSERT INTO sync_runs%' AND l.locktype = 'advisory' AND l.granted "
+            "AND l.objid = :low"
+        ),
+        {"low": SYNC_LOCK_KEY & 0xFFFFFFFF},
+    ).first()
+    return row[0] if row else None

@@ -18,8 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,14 @@ from genfeed_pipeline_tests.faults_support import (
     PRICED_TOO,
     Pipeline,
     assert_nothing_lost,
+    backend_waiting_to_record_its_run,
     by_id,
     change_catalog,
     changed_models,
     open_pipeline,
     step_succeeded,
+    sync_runs_locked,
+    wait_for,
     without,
 )
 
@@ -53,16 +55,6 @@ def change_catalog_and_add_a_model(pipeline: Pipeline) -> None:
         price={"unit_price": "0.002", "unit": "megapixels"},
         openapi=catalog.openapi[PRICED],
     )
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class RunInThread:
@@ -87,35 +79,6 @@ class RunInThread:
         if self.error is not None:
             raise self.error
         return self.result
-
-
-@contextmanager
-def sync_runs_locked(url: str) -> Iterator[sa.Connection]:
-    """Holds `LOCK TABLE sync_runs IN EXCLUSIVE MODE`: reads go on, a sync's final INSERT waits."""
-    engine = sa.create_engine(url)
-    connection = engine.connect()
-    transaction = connection.begin()
-    connection.execute(sa.text("LOCK TABLE sync_runs IN EXCLUSIVE MODE"))
-    try:
-        yield connection
-    finally:
-        transaction.rollback()
-        connection.close()
-        engine.dispose()
-
-
-def backend_waiting_to_record_its_run(admin: sa.Connection) -> int | None:
-    """The pid of a backend blocked on `INSERT INTO sync_runs` that holds the sync's advisory lock."""
-    row = admin.execute(
-        sa.text(
-            "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-            "WHERE a.datname = current_database() AND a.wait_event_type = 'Lock' "
-            "AND a.query ILIKE '%INSERT INTO sync_runs%' AND l.locktype = 'advisory' AND l.granted "
-            "AND l.objid = :low"
-        ),
-        {"low": SYNC_LOCK_KEY & 0xFFFFFFFF},
-    ).first()
-    return row[0] if row else None
 
 
 def tables_it_has_written(admin: sa.Connection, pid: int) -> set[str]:
