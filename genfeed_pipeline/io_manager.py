@@ -53,8 +53,7 @@ class JsonAssetIOManager(dg.ConfigurableIOManager):
         path = self._path(asset_key)
         if not path.exists():
             raise FileNotFoundError(
-                f"no stored value for asset {asset_key.to_user_string()} at {path}; "
-                "materialize it first"
+                f"no stored value for asset {asset_key.to_user_string()} at {path}; materialize it first"
             )
         with gzip.open(path, "rb") as stream:
             payload = stream.read()

@@ -726,3 +726,39 @@ def test_mapping_is_plain_python() -> None:
         assert not [line for line in lines if line.startswith(("import dagster", "from dagster"))], (
             source.name
         )
+
+
+# -- reading the document text -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"openapi": "3.0.4", "x": NaN}', "NaN"),  # only the json module reads NaN
+        ('{"openapi": "3.0.4", "x": "\\ud800"}', "\ud800"),  # a lone surrogate
+    ],
+)
+def test_what_orjson_refuses_is_read_as_the_json_module_reads_it(text: str, expected: Any) -> None:
+    from genfeed_pipeline.mapping.openapi import parse_document
+
+    document, problem = parse_document(text)
+    assert problem is None
+    value = document["x"]
+    if expected == "NaN":
+        assert value != value
+    else:
+        assert value == expected
+
+
+def test_a_document_neither_parser_reads_is_an_error_naming_the_json() -> None:
+    from genfeed_pipeline.mapping.openapi import parse_document
+
+    assert parse_document('{"openapi": ') == (
+        None,
+        "the OpenAPI document is not parseable JSON: Expecting value: line 1 column 13 (char 12)",
+    )
+    too_deep = '{"x": ' + "[" * 1100 + "]" * 1100 + "}"
+    assert parse_document(too_deep) == (
+        None,
+        "the OpenAPI document is not parseable JSON: it is nested too deeply to read",
+    )

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from genfeed_pipeline.mapping.model import SchemaNode
 
 MAX_DEPTH = 64
@@ -715,7 +717,16 @@ def normalise_document(document: Any) -> NormalisedDocument:
 
 
 def parse_document(document_json: str) -> tuple[Any, str | None]:
-    """The parsed document, or None and the reason it cannot be parsed."""
+    """The parsed document, or None and the reason it cannot be parsed.
+
+    orjson reads a document about three times faster; what it refuses (NaN, lone surrogates, nesting past
+    1,024) goes to the json module, whose answer or error stands. orjson reads an integer past 64 bits
+    as a float; no fal document has one, and checking every document for one costs more than the parse.
+    """
+    try:
+        return orjson.loads(document_json), None
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(document_json), None
     except (ValueError, TypeError) as exc:

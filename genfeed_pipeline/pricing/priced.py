@@ -19,6 +19,7 @@ from genfeed_pipeline.pricing.policy import (
     resale_unit_price,
 )
 from genfeed_pipeline.pricing.units import BillingUnit, UnitKind, is_stub_price, normalize_unit
+from genfeed_pipeline.runtime import collector_paused
 
 STUB_FLAG = "stub price (1 unit at $1)"
 STUB_ERROR = "stub price"
@@ -168,14 +169,15 @@ def price_catalog(
     models: Mapping[str, GenFeedModel], prices: Mapping[str, PriceLookup], policy: PricingPolicy
 ) -> dict[str, PricedModel]:
     priced: dict[str, PricedModel] = {}
-    for endpoint_id, model in models.items():
-        try:
-            priced[endpoint_id] = price_model(model, prices.get(endpoint_id), policy)
-        except ArithmeticError as exc:
-            unusable = replace(
-                model, validation_errors=(*model.validation_errors, f"price unusable: {exc!r}")
-            )
-            priced[endpoint_id] = price_model(unusable, None, policy)
+    with collector_paused():
+        for endpoint_id, model in models.items():
+            try:
+                priced[endpoint_id] = price_model(model, prices.get(endpoint_id), policy)
+            except ArithmeticError as exc:
+                unusable = replace(
+                    model, validation_errors=(*model.validation_errors, f"price unusable: {exc!r}")
+                )
+                priced[endpoint_id] = price_model(unusable, None, policy)
     return priced
 
 
