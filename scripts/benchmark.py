@@ -16,15 +16,12 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from genfeed_pipeline.db.engine import create_catalog_engine  # noqa: E402
-from genfeed_pipeline.db.tables import models  # noqa: E402
 from genfeed_pipeline.fal.cache import FalCache  # noqa: E402
 from genfeed_pipeline.fal.catalog import DataSource  # noqa: E402
 from genfeed_pipeline.fal.client import FalClientSettings  # noqa: E402
@@ -54,17 +50,6 @@ LATENCY = 0.1
 IN_FLIGHT = 8
 LIST_PAGE = 1000
 API_KEY = "benchmark-key-id:benchmark-key-secret"
-APP_COLUMNS = (
-    "id",
-    "name",
-    "provider",
-    "category",
-    "pricing",
-    "enabled",
-    "status",
-    "price_per_call",
-    "capabilities",
-)
 
 
 @dataclass
@@ -168,69 +153,11 @@ def sync_into(url: str, priced: dict, listing, policy: PricingPolicy) -> tuple[f
     return fresh, resync, written
 
 
-def app_reader(url: str, reads: int, readers: int) -> dict[str, float]:
-    """Runs in its own process, as GenFeed's app would: sequential reads, then concurrent readers."""
-    if readers == 0:
-        whole, one_type = read_latencies(url, reads)
-        return {
-            "whole_p50": statistics.median(whole),
-            "whole_p99": percentile(whole, 0.99),
-            "type_p50": statistics.median(one_type),
-            "type_p99": percentile(one_type, 0.99),
-        }
-    engine = create_catalog_engine(url, pool_size=50, max_overflow=0)
-    columns = [models.c.id, models.c.price_per_call]
-    latencies: list[float] = []
-    failures = 0
-    lock = threading.Lock()
-
-    def read() -> None:
-        nonlocal failures
-        try:
-            with engine.connect() as connection:
-                _, seconds = timed(lambda: connection.execute(sa.select(*columns)).all())
-            with lock:
-                latencies.append(seconds)
-        except Exception:
-            with lock:
-                failures += 1
-
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        for _ in range(readers):
-            pool.submit(read)
-    engine.dispose()
-    return {"p99": percentile(latencies, 0.99), "failures": failures}
-
-
-def run_app_reader(url: str, reads: int, readers: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        __file__,
-        "--app-reader",
-        url,
-        "--reads",
-        str(reads),
-        "--readers",
-        str(readers),
-    ]
+def run_app_reader(url: str, *, reads: int = 0, readers: int = 0) -> subprocess.Popen:
+    """`scripts/app_reader.py` in its own process, as GenFeed's app would read."""
+    command = [sys.executable, str(REPO / "scripts" / "app_reader.py"), url]
+    command += ["--readers", str(readers)] if readers else ["--reads", str(reads)]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
-
-
-def read_latencies(url: str, reads: int = 200) -> tuple[list[float], list[float]]:
-    engine = create_catalog_engine(url)
-    columns = [models.c[name] for name in APP_COLUMNS]
-    whole, one_type = [], []
-    with engine.connect() as connection:
-        for _ in range(reads):
-            _, seconds = timed(
-                lambda: connection.execute(sa.select(*columns).where(models.c.provider == "fal")).all()
-            )
-            whole.append(seconds)
-            query = sa.select(*columns).where(models.c.provider == "fal", models.c.category == "video")
-            _, seconds = timed(lambda q=query: connection.execute(q).all())
-            one_type.append(seconds)
-    engine.dispose()
-    return whole, one_type
 
 
 def concurrent_readers(url: str, priced: dict, listing, policy: PricingPolicy, readers: int) -> dict:
@@ -249,7 +176,7 @@ def concurrent_readers(url: str, priced: dict, listing, policy: PricingPolicy, r
     context = SyncContext(
         mode=SyncMode.FULL, source=DataSource.LIVE, data_as_of=listing.as_of, now=datetime.now(UTC)
     )
-    reader = run_app_reader(url, 0, readers)
+    reader = run_app_reader(url, readers=readers)
     time.sleep(0.3)
     store.sync(context, repriced, lambda p: policy_enabled(p, policy), deployment="cloud")
     output, _ = reader.communicate(timeout=300)
@@ -342,7 +269,7 @@ def bench(size: int, results: Results, postgres_url: str | None, readers: int) -
                     f"{fresh_s:.2f} s / {resync_s:.2f} s ({written} rows written)",
                     "≤ 3 s at 15,000; re-sync writes no row",
                 )
-                reader = run_app_reader(url, 200, 0)
+                reader = run_app_reader(url, reads=200)
                 reads = json.loads(reader.communicate(timeout=300)[0])
                 results.put(
                     "read full fal catalog (app process), p50 / p99",
@@ -385,12 +312,7 @@ def main() -> int:
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--readers", type=int, default=1000)
-    parser.add_argument("--app-reader", metavar="URL", help=argparse.SUPPRESS)
-    parser.add_argument("--reads", type=int, default=200, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.app_reader:
-        print(json.dumps(app_reader(args.app_reader, args.reads, args.readers)))
-        return 0
     results = Results()
     for size in args.sizes:
         bench(size, results, None if args.no_postgres else args.postgres_url, args.readers)
