@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from genfeed_pipeline.db.engine import create_catalog_engine
-from genfeed_pipeline.db.tables import models
+from genfeed_pipeline.db.tables import model_price_history, models
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.catalog import DataSource
 from genfeed_pipeline.fal.source import OfflineCatalogSource
@@ -50,6 +50,14 @@ def read_catalog(connection: sa.Connection) -> CatalogView:
     return tuple(
         (id_, None if price is None else str(price), enabled, status) for id_, price, enabled, status in rows
     )
+
+
+def price_history_rows(connection: sa.Connection) -> list[tuple[str, str | None]]:
+    query = sa.select(model_price_history.c.endpoint_id, model_price_history.c.price_per_call)
+    return [
+        (eid, None if price is None else str(price))
+        for eid, price in connection.execute(query.order_by(model_price_history.c.id))
+    ]
 
 
 def repriced(catalog: dict[str, PricedModel], every: int) -> dict[str, PricedModel]:
@@ -149,7 +157,7 @@ class LockWaitMonitor:
 
 
 @pytest.fixture(scope="module")
-def snapshot_catalog(
+def priced_snapshot(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[dict[str, PricedModel], PricingPolicy]:
     source = OfflineCatalogSource(FalCache(tmp_path_factory.mktemp("cache") / "cache.sqlite3"))
@@ -159,9 +167,9 @@ def snapshot_catalog(
 
 
 def test_readers_see_the_old_or_the_new_catalog_and_never_wait(
-    tmp_path: Path, postgres_url: str, snapshot_catalog: tuple[dict[str, PricedModel], PricingPolicy]
+    tmp_path: Path, postgres_url: str, priced_snapshot: tuple[dict[str, PricedModel], PricingPolicy]
 ) -> None:
-    catalog, policy = snapshot_catalog
+    catalog, policy = priced_snapshot
     engine = create_catalog_engine(postgres_url)
     store = CatalogStore(engine)
     store.migrate()
@@ -176,6 +184,7 @@ def test_readers_see_the_old_or_the_new_catalog_and_never_wait(
     sync(catalog)
     with engine.connect() as connection:
         old = read_catalog(connection)
+        history_before = price_history_rows(connection)
 
     admin_engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     updated: list[int] = []
@@ -195,12 +204,16 @@ def test_readers_see_the_old_or_the_new_catalog_and_never_wait(
     admin_engine.dispose()
     with engine.connect() as connection:
         new = read_catalog(connection)
+        history_after = price_history_rows(connection)
     engine.dispose()
 
     assert not syncing.is_alive() and updated, "the sync did not finish"
     assert updated[0] >= 300, f"the sync changed only {updated[0]} rows"
-    changed_rows = sum(a != b for a, b in zip(old, new, strict=True))
-    assert changed_rows == updated[0]
+    assert [row[0] for row in new] == [row[0] for row in old], "no model may be lost or added"
+    changed = {a[0] for a, b in zip(old, new, strict=True) if a != b}
+    assert len(changed) == updated[0]
+    assert history_after[: len(history_before)] == history_before, "price history is append-only"
+    assert {row[0] for row in history_after[len(history_before) :]} == changed
     assert readers.errors == [], f"{len(readers.errors)} readers failed, e.g. {readers.errors[:3]}"
     assert len(readers.seen) == READERS
     seen = Counter("old" if view == old else "new" if view == new else "mixed" for view in readers.seen)
