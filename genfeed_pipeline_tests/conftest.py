@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -64,13 +65,15 @@ def postgres_server_url() -> str:
     return os.environ.get("GENFEED_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL)
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A database of its own for one test, dropped afterwards."""
+@contextlib.contextmanager
+def private_postgres_database(server_url: str, prefix: str = "genfeed_test") -> Iterator[str]:
+    """A database of its own on the server at `server_url`, dropped (connections and all) afterwards.
+
+    Skips the test, with the reason, when the server cannot be reached (fails it in CI)."""
     import sqlalchemy as sa
 
-    server = sa.make_url(postgres_server_url)
-    name = f"genfeed_test_{uuid.uuid4().hex[:12]}"
+    server = sa.make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -84,3 +87,10 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    with private_postgres_database(postgres_server_url) as url:
+        yield url

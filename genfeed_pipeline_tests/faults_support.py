@@ -498,22 +498,6 @@ def step_succeeded(result: dg.ExecuteInProcessResult, step: str) -> bool:
     return any(e.event_type_value == "STEP_SUCCESS" and e.step_key == step for e in result.all_events)
 
 
-@contextlib.contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """One more private PostgreSQL database (the conftest fixture gives one per test)."""
-    server = sa.make_url(server_url)
-    name = f"genfeed_faults_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

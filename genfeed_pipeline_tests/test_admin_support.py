@@ -42,9 +42,9 @@ from genfeed_pipeline.pricing import PricingPolicy, policy_enabled
 from genfeed_pipeline.settings import Deployment, PipelineSettings
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.sync.store import CatalogStore, SyncOutcome
+from genfeed_pipeline_tests.test_sync_job import app_created_table
 
 APP_ROW = "fal-ai/flux/schnell"  # GenFeed's own row: fixed price $0.002, fal cost $0.003
-APP_OTHER_ROW = "openai/gpt-image-1"
 HELD = "fal-ai/ideogram/v2"  # held: its accepted schema has an input fal dropped
 REMOVED = "fal-ai/stable-diffusion-v35-large"
 DEPRECATED = "fal-ai/flux-pro/v1.1"  # enabled and deprecated: the report says disable
@@ -89,25 +89,6 @@ def refresh_offline(database_url: str, data_dir: Path) -> dg.ExecuteInProcessRes
         )
     assert result.success
     return result
-
-
-def _app_table(engine: sa.Engine) -> None:
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "CREATE TABLE models (id VARCHAR(512) PRIMARY KEY, name TEXT NOT NULL, "
-                "provider VARCHAR(64) NOT NULL, category VARCHAR(32) NOT NULL, pricing JSON, "
-                "enabled BOOLEAN NOT NULL DEFAULT TRUE)"
-            )
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO models (id, name, provider, category, pricing, enabled) VALUES "
-                "(:id1, 'FLUX schnell (GenFeed)', 'fal', 'image', '{\"fixedPrice\": 0.002}', TRUE), "
-                "(:id2, 'GPT Image', 'openai', 'image', '{\"fixedPrice\": 0.05}', TRUE)"
-            ),
-            {"id1": APP_ROW, "id2": APP_OTHER_ROW},
-        )
 
 
 def _hold_on_next_refresh(engine: sa.Engine, endpoint_id: str) -> None:
@@ -179,7 +160,7 @@ def template_catalog() -> Path:
         path = folder / "genfeed.sqlite3"
         url = f"sqlite:///{path}"
         engine = create_catalog_engine(url)
-        _app_table(engine)
+        app_created_table(engine, (APP_ROW, "FLUX schnell (GenFeed)", '{"fixedPrice": 0.002}', True))
         result = refresh_offline(url, folder / "data")
         _TEMPLATE_RUN["listing"] = result.output_for_node("discover_fal_catalog", "fal_model_list")
         _TEMPLATE_RUN["priced"] = result.output_for_node("priced_models")

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +34,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
+from genfeed_pipeline_tests.conftest import TEST_FAL_KEY, private_postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = REPO_ROOT / "deploy"
@@ -433,19 +432,10 @@ mutation Launch($executionParams: ExecutionParams!) {
 
 
 @pytest.fixture
-def dagster_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A second fresh database on the same server (created like conftest's `postgres_url`)."""
-    server = sa.make_url(postgres_url)
-    name = f"genfeed_test_dagster_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def dagster_postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A second fresh database on the same server, for the Dagster instance."""
+    with private_postgres_database(postgres_server_url, "genfeed_test_dagster") as url:
+        yield url
 
 
 def dagster_pg_environment(url: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from genfeed_pipeline.db import tables
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import current_revision, head_revision, upgrade_to_head
+from genfeed_pipeline_tests.conftest import private_postgres_database
 
 FIRST_REVISION = "0001"
 CLI = Path(sys.executable).parent / "genfeed-catalog"
@@ -315,19 +315,10 @@ def libpq_url(url: str) -> str:
 
 
 @pytest.fixture
-def restore_target_url(postgres_url: str) -> Iterator[str]:
+def restore_target_url(postgres_server_url: str) -> Iterator[str]:
     """A second fresh database on the same server, as the restore target."""
-    server = sa.make_url(postgres_url)
-    name = f"genfeed_test_restore_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with private_postgres_database(postgres_server_url, "genfeed_test_restore") as url:
+        yield url
 
 
 def test_backup_and_restore_of_the_catalog_tables(

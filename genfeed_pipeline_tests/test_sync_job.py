@@ -27,23 +27,35 @@ APP_OTHER_ROW = "openai/gpt-image-1"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def app_created_table(engine: sa.Engine) -> None:
-    """The `models` table as GenFeed's app has it before the pipeline: six columns, two rows."""
+APP_MODELS_TABLE = (
+    "CREATE TABLE models (id VARCHAR(512) PRIMARY KEY, name TEXT NOT NULL, "
+    "provider VARCHAR(64) NOT NULL, category VARCHAR(32) NOT NULL, pricing JSON, "
+    "enabled BOOLEAN NOT NULL DEFAULT TRUE)"
+)
+
+
+def app_created_table(
+    engine: sa.Engine,
+    fal_row: tuple[str, str, str, bool] = (APP_FAL_ROW, "FLUX dev (GenFeed)", '{"fixedPrice": 0.02}', False),
+) -> None:
+    """The `models` table as GenFeed's app has it before the pipeline: six columns, a fal row (id, name,
+    pricing, enabled) and an OpenAI row."""
+    endpoint_id, name, pricing, enabled = fal_row
     with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "CREATE TABLE models (id VARCHAR(512) PRIMARY KEY, name TEXT NOT NULL, "
-                "provider VARCHAR(64) NOT NULL, category VARCHAR(32) NOT NULL, pricing JSON, "
-                "enabled BOOLEAN NOT NULL DEFAULT TRUE)"
-            )
-        )
+        connection.execute(sa.text(APP_MODELS_TABLE))
         connection.execute(
             sa.text(
                 "INSERT INTO models (id, name, provider, category, pricing, enabled) VALUES "
-                "(:id1, 'FLUX dev (GenFeed)', 'fal', 'image', '{\"fixedPrice\": 0.02}', FALSE), "
+                "(:id1, :name1, 'fal', 'image', :pricing1, :enabled1), "
                 "(:id2, 'GPT Image', 'openai', 'image', '{\"fixedPrice\": 0.05}', TRUE)"
             ),
-            {"id1": APP_FAL_ROW, "id2": APP_OTHER_ROW},
+            {
+                "id1": endpoint_id,
+                "name1": name,
+                "pricing1": pricing,
+                "enabled1": enabled,
+                "id2": APP_OTHER_ROW,
+            },
         )
 
 
