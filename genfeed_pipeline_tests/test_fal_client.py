@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from decimal import Decimal
 
@@ -63,7 +64,7 @@ def test_schemas_come_in_parallel_batches_of_at_most_ten(fal_emulator: FalEmulat
     fetched = run(fal_emulator, lambda fal: fal.fetch_openapi(ids))
 
     assert set(fetched) == set(ids)
-    assert all(f.document is not None and f.origin == "expand" for f in fetched.values())
+    assert all(f.document_json is not None and f.origin == "expand" for f in fetched.values())
     schema_requests = [r for r in fal_emulator.requests if "openapi-3.0" in r.query.get("expand", [])]
     assert len(schema_requests) == 10
     assert max(len(r.query["endpoint_id"]) for r in schema_requests) == 10
@@ -75,7 +76,7 @@ def test_schema_batch_steps_down_to_the_cap_fal_names(fal_emulator: FalEmulator)
     fal_emulator.settings.schema_batch_cap = 7
     fetched = run(fal_emulator, lambda fal: fal.fetch_openapi(ids), schema_batch_size=25)
 
-    assert set(fetched) == set(ids) and all(f.document for f in fetched.values())
+    assert set(fetched) == set(ids) and all(f.document_json for f in fetched.values())
     accepted = [r for r in fal_emulator.requests if r.status == 200]
     assert max(len(r.query["endpoint_id"]) for r in accepted) == 7
     rejected = [r for r in fal_emulator.requests if r.status == 400]
@@ -91,8 +92,8 @@ def test_expansion_failure_falls_back_to_the_queue_schema(fal_emulator: FalEmula
     fetched = run(fal_emulator, lambda fal: fal.fetch_openapi([*with_docs, without_doc]))
 
     assert [fetched[e].origin for e in with_docs] == ["queue_url", "queue_url", "expand", "expand"]
-    assert fetched[with_docs[0]].document == catalog.openapi[with_docs[0]]
-    assert fetched[without_doc].document is None and fetched[without_doc].origin == "none"
+    assert json.loads(fetched[with_docs[0]].document_json) == catalog.openapi[with_docs[0]]
+    assert fetched[without_doc].document_json is None and fetched[without_doc].origin == "none"
     assert not fetched[without_doc].failed  # fal has no schema: marked, not an error
 
 

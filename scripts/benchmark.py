@@ -115,11 +115,6 @@ def timed(work: Callable[[], T]) -> tuple[T, float]:
     return value, time.perf_counter() - started
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
-
-
 def postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
     server = sa.make_url(server_url)
     name = f"genfeed_bench_{uuid.uuid4().hex[:8]}"

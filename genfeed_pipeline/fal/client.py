@@ -124,10 +124,6 @@ class SchemaFetch:
     def failed(self) -> bool:
         return self.document_json is None and self.error is not None
 
-    @property
-    def document(self) -> dict[str, Any] | None:
-        return None if self.document_json is None else orjson.loads(self.document_json)
-
 
 @dataclass(frozen=True)
 class PriceFetch:
