@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,21 @@ def fal_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def snapshot_catalog() -> EmulatedCatalog:
     return EmulatedCatalog.from_snapshot()
+
+
+@pytest.fixture(scope="session")
+def priced_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any]:
+    """The bundled snapshot mapped and priced for cloud: (PricedModel by endpoint id, the policy)."""
+    from genfeed_pipeline.fal.cache import FalCache
+    from genfeed_pipeline.fal.source import OfflineCatalogSource
+    from genfeed_pipeline.mapping import map_catalog
+    from genfeed_pipeline.pricing import PricingPolicy, price_catalog
+    from genfeed_pipeline.settings import Deployment
+
+    source = OfflineCatalogSource(FalCache(tmp_path_factory.mktemp("cache") / "cache.sqlite3"))
+    listing = source.load_listing()
+    policy = PricingPolicy(deployment=Deployment.CLOUD)
+    return price_catalog(map_catalog(listing, source.load_schemas(listing)), listing.prices, policy), policy
 
 
 @pytest.fixture

@@ -18,17 +18,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.tables import model_price_history, models
-from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.catalog import DataSource
-from genfeed_pipeline.fal.source import OfflineCatalogSource
-from genfeed_pipeline.mapping import map_catalog
-from genfeed_pipeline.pricing import PricedModel, PricingPolicy, policy_enabled, price_catalog
-from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline.pricing import PricedModel, PricingPolicy, policy_enabled
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.sync.store import CatalogStore
 from genfeed_pipeline_tests.faults_support import (
@@ -86,7 +81,6 @@ class ReaderPool:
         )
         self.seen: list[CatalogView] = []
         self.errors: list[str] = []
-        self.latencies: list[float] = []
         self.done = 0
         self._lock = threading.Lock()
         self.first_half = threading.Event()
@@ -102,13 +96,11 @@ class ReaderPool:
 
     def _read(self, go: threading.Event) -> None:
         go.wait()
-        started = time.perf_counter()
         try:
             with self.engine.connect() as connection:
                 view = read_catalog(connection)
             with self._lock:
                 self.seen.append(view)
-                self.latencies.append(time.perf_counter() - started)
         except Exception as exc:  # every failure is a finding, reported by the test
             with self._lock:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
@@ -154,16 +146,6 @@ class LockWaitMonitor:
         self._stop.set()
         self.thread.join(30)
         self.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def priced_snapshot(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[dict[str, PricedModel], PricingPolicy]:
-    source = OfflineCatalogSource(FalCache(tmp_path_factory.mktemp("cache") / "cache.sqlite3"))
-    listing = source.load_listing()
-    policy = PricingPolicy(deployment=Deployment.CLOUD)
-    return price_catalog(map_catalog(listing, source.load_schemas(listing)), listing.prices, policy), policy
 
 
 def test_readers_see_the_old_or_the_new_catalog_and_never_wait(

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog
-from genfeed_pipeline.fal.cache import FalCache
-from genfeed_pipeline.fal.source import OfflineCatalogSource
+from genfeed_pipeline.fal.catalog import DataSource
 from genfeed_pipeline.io_manager import JsonAssetIOManager
-from genfeed_pipeline.mapping import map_catalog
-from genfeed_pipeline.pricing import PricingPolicy, price_catalog
-from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline.pricing import PricedModel, PricingPolicy
 
 
-@pytest.fixture(scope="module")
-def priced_catalog(tmp_path_factory: pytest.TempPathFactory) -> PricedCatalog:
-    source = OfflineCatalogSource(FalCache(tmp_path_factory.mktemp("cache") / "cache.sqlite3"))
-    listing = source.load_listing()
-    policy = PricingPolicy(deployment=Deployment.CLOUD)
-    models = map_catalog(listing, source.load_schemas(listing))
+@pytest.fixture
+def priced_catalog(priced_snapshot: tuple[dict[str, PricedModel], PricingPolicy]) -> PricedCatalog:
+    models, policy = priced_snapshot
     return PricedCatalog(
-        source=listing.source,
-        as_of=listing.as_of,
+        source=DataSource.SNAPSHOT,
+        as_of=datetime(2026, 4, 26, tzinfo=UTC),
         deployment=policy.deployment.value,
-        models=price_catalog(models, listing.prices, policy),
+        models=models,
         requested_endpoint_ids=["fal-ai/flux/dev"],
     )
 

@@ -5,24 +5,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-import pytest
-
-from genfeed_pipeline.fal.cache import FalCache
-from genfeed_pipeline.fal.source import OfflineCatalogSource
-from genfeed_pipeline.mapping import map_catalog
-from genfeed_pipeline.pricing import PricingPolicy, policy_enabled, price_catalog
+from genfeed_pipeline.pricing import policy_enabled
 from genfeed_pipeline.report import markdown
 from genfeed_pipeline.report.profitability import build_report, recommendations, summarize_by_category
-from genfeed_pipeline.settings import Deployment
-
-
-@pytest.fixture(scope="module")
-def priced_snapshot(tmp_path_factory: pytest.TempPathFactory):
-    source = OfflineCatalogSource(FalCache(tmp_path_factory.mktemp("cache") / "c.sqlite3"))
-    listing = source.load_listing()
-    models = map_catalog(listing, source.load_schemas(listing))
-    policy = PricingPolicy(deployment=Deployment.CLOUD)
-    return price_catalog(models, listing.prices, policy), policy
 
 
 def test_report_covers_dynamic_and_fixed_price_models(priced_snapshot) -> None:
