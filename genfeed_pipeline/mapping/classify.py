@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from genfeed_pipeline.mapping import vocabulary
 from genfeed_pipeline.mapping.model import Capabilities, ModelType, SchemaNode
 from genfeed_pipeline.mapping.openapi import guess_media, name_tokens
 
@@ -113,17 +114,7 @@ TEXT_NAMES = frozenset(
 )
 _SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean"})
 
-NUM_OUTPUT_PARAMS = (
-    "num_images",
-    "num_outputs",
-    "num_videos",
-    "num_samples",
-    "num_audios",
-    "num_generations",
-    "n",
-)
 INPUT_MEDIA_ORDER = ("text", "image", "video", "audio", "3d", "archive")
-TEXT_INPUT_NAMES = ("prompt", "text", "input", "script", "lyrics", "gen_text", "input_text", "text_input")
 
 
 def category_model_type(fal_category: str | None, kind: str | None = None) -> ModelType | None:
@@ -223,7 +214,7 @@ def accepted_input_media(input_schema: SchemaNode, properties: Mapping[str, Any]
     """The media of the file inputs at any depth (a ControlNet's image counts), and "text" for a top-level
     prompt-like string (`prompt`, `text`, a TTS `input`, a song's `lyrics`, …), in a fixed order."""
     media = file_media_in(input_schema)
-    for name in TEXT_INPUT_NAMES:
+    for name in vocabulary.TEXT:
         node = properties.get(name)
         if isinstance(node, dict) and node.get("type") in ("string", "any"):
             media.add("text")
@@ -292,11 +283,7 @@ def read_capabilities(
     properties = input_schema.get("properties") if input_schema else None
     if not isinstance(properties, dict):
         properties = {}
-    num_param = None
-    for name in NUM_OUTPUT_PARAMS:
-        if name in properties:
-            num_param = name
-            break
+    num_param = vocabulary.first_present(vocabulary.OUTPUT_COUNT, properties)
     negative_prompt = lora = False
     for name in properties:
         if name.startswith("negative_prompt"):
