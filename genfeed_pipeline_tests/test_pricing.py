@@ -1,7 +1,8 @@
-"""Pricing: units, cost per call, GenFeed's price and billing JSON.
+"""Pricing: units, rate cards built from a schema and evaluated, GenFeed's price and billing JSON.
 
 Money figures are fal's own public worked examples (fal pages quoted in ../shared/fal-api.md §3), typed in by
 hand; models are hand-built `GenFeedModel`s with small normalised input schemas (not the mapper's output).
+Every cost here goes through the one evaluator, from the card the builder makes of the model.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from genfeed_pipeline.db.engine import json_text
 from genfeed_pipeline.fal.catalog import DataSource, PriceLookup, PriceQuote, PriceStatus
 from genfeed_pipeline.mapping.model import Capabilities, GenFeedModel, ModelType
 from genfeed_pipeline.pricing import (
     BillingUnit,
+    Evaluation,
     PricedModel,
     PricingPolicy,
     UnitKind,
     billing_json,
+    build_rate_card,
     capability_names,
     cheapest_model,
-    estimate_cost,
     estimate_workflow,
+    evaluate,
     margin_of,
     megapixels,
     normalize_unit,
@@ -37,6 +41,7 @@ from genfeed_pipeline.pricing import (
     price_per_call,
     resale_unit_price,
 )
+from genfeed_pipeline.pricing.terms import terms_for
 from genfeed_pipeline.settings import Deployment
 
 D = Decimal
@@ -143,11 +148,27 @@ def quote(endpoint_id: str, unit_price: str | Decimal, unit: str) -> PriceLookup
     )
 
 
+def card_for(
+    model: GenFeedModel, unit_price: str | Decimal, unit: str | None, policy: PricingPolicy = CLOUD
+) -> dict[str, Any] | None:
+    price = D(unit_price)
+    return build_rate_card(
+        model, normalize_unit(unit, price), price, policy.rule(), terms_for(model.endpoint_id)
+    )
+
+
+def evaluation(
+    model: GenFeedModel, unit_price: str | Decimal, unit: str, inputs: dict[str, Any] | None = None
+) -> Evaluation:
+    card = card_for(model, unit_price, unit)
+    assert card is not None
+    return evaluate(card, inputs)
+
+
 def cost(model: GenFeedModel, unit_price: str, unit: str, inputs: dict[str, Any] | None = None) -> Decimal:
-    estimate = estimate_cost(model, D(unit_price), normalize_unit(unit), inputs)
-    assert estimate is not None
-    assert isinstance(estimate.usd, Decimal)
-    return estimate.usd
+    result = evaluation(model, unit_price, unit, inputs)
+    assert isinstance(result.exact_cost, Decimal)
+    return result.exact_cost
 
 
 def within_one_percent(value: Decimal, expected: Decimal) -> bool:
@@ -260,17 +281,15 @@ def test_flux_dev_worked_examples() -> None:
 
 
 def test_megapixel_derivation_and_confidence() -> None:
-    estimate = estimate_cost(
-        flux_model(),
-        D("0.025"),
-        normalize_unit("megapixels"),
-        {"image_size": {"width": 1920, "height": 1080}},
+    estimate = evaluation(
+        flux_model(), "0.025", "megapixels", {"image_size": {"width": 1920, "height": 1080}}
     )
-    assert estimate is not None
-    assert estimate.derivation == "2 MP (1920×1080 → ⌈2,073,600 ÷ 1,048,576⌉) × 1 image × $0.025"
+    assert estimate.derivation == (
+        "2 MP (1920×1080 → ⌈2,073,600 ÷ 1,048,576⌉) × 1 image × $0.025 per megapixel"
+    )
     assert estimate.confidence == "exact"
     assert estimate.quantity == D(2)
-    assert estimate.unit == "megapixel"
+    assert estimate.cost == D("0.05") and estimate.price == D("0.1667")
 
 
 @pytest.mark.parametrize(
@@ -278,7 +297,7 @@ def test_megapixel_derivation_and_confidence() -> None:
     [("square_hd", 1), ("square", 1), ("portrait_4_3", 1), ("portrait_16_9", 1), ("landscape_16_9", 1)],
 )
 def test_size_presets(preset: str, expected_mp: int) -> None:
-    estimate = estimate_cost(flux_model(), D("0.025"), normalize_unit("megapixels"), {"image_size": preset})
+    estimate = evaluation(flux_model(), "0.025", "megapixels", {"image_size": preset})
     assert estimate is not None and estimate.quantity == D(expected_mp)
     assert estimate.confidence == "exact"
 
@@ -287,9 +306,9 @@ def test_flux_2_flex_is_billed_on_input_and_output_megapixels() -> None:
     flex = flux_model("fal-ai/flux-2-flex")
     for size, expected in [((1024, 1024), "0.05"), ((1920, 1080), "0.10"), ((512, 512), "0.05")]:
         inputs = {"image_size": {"width": size[0], "height": size[1]}}
-        estimate = estimate_cost(flex, D("0.05"), normalize_unit("megapixels"), inputs)
+        estimate = evaluation(flex, "0.05", "megapixels", inputs)
         assert estimate is not None
-        assert estimate.usd == D(expected)
+        assert estimate.exact_cost == D(expected)
         assert estimate.confidence == "approximate"
         assert any("input and output" in flag for flag in estimate.flags)
 
@@ -305,16 +324,16 @@ def test_input_megapixels_count_for_an_edit_model() -> None:
         },
         required=("prompt", "image_urls"),
     )
-    assumed = estimate_cost(edit, D("0.05"), normalize_unit("megapixels"))
-    assert assumed is not None and assumed.usd == D("0.10")  # 1 MP out + 1 required input assumed at 1 MP
-    given = estimate_cost(edit, D("0.05"), normalize_unit("megapixels"), {"image_urls": ["a", "b", "c"]})
-    assert given is not None and given.usd == D("0.20")
+    assumed = evaluation(edit, "0.05", "megapixels")
+    assert assumed is not None and assumed.exact_cost == D(
+        "0.10"
+    )  # 1 MP out + 1 required input assumed at 1 MP
+    given = evaluation(edit, "0.05", "megapixels", {"image_urls": ["a", "b", "c"]})
+    assert given is not None and given.exact_cost == D("0.20")
 
 
 def test_processed_megapixels_are_approximate() -> None:
-    estimate = estimate_cost(
-        flux_model("fal-ai/omnigen-v1", "square_hd"), D("0.1"), normalize_unit("processed megapixels")
-    )
+    estimate = evaluation(flux_model("fal-ai/omnigen-v1", "square_hd"), "0.1", "processed megapixels")
     assert estimate is not None and estimate.confidence == "approximate"
 
 
@@ -327,13 +346,11 @@ def test_sizes_from_aspect_ratio_and_resolution_are_approximate() -> None:
             "resolution": {"type": "string", "enum": ["1K", "2K", "4K"], "default": "1K"},
         },
     )
-    one_k = estimate_cost(imagen, D("0.01"), normalize_unit("megapixels"))
+    one_k = evaluation(imagen, "0.01", "megapixels")
     assert one_k is not None and one_k.quantity == D(1) and one_k.confidence == "approximate"
-    four_k = estimate_cost(imagen, D("0.01"), normalize_unit("megapixels"), {"resolution": "4K"})
+    four_k = evaluation(imagen, "0.01", "megapixels", {"resolution": "4K"})
     assert four_k is not None and four_k.quantity == D(16)
-    wide = estimate_cost(
-        imagen, D("0.01"), normalize_unit("megapixels"), {"resolution": "1080p", "aspect_ratio": "16:9"}
-    )
+    wide = evaluation(imagen, "0.01", "megapixels", {"resolution": "1080p", "aspect_ratio": "16:9"})
     assert wide is not None and wide.quantity == D(2)  # 1920x1080
 
 
@@ -347,9 +364,9 @@ def test_no_size_at_all_assumes_one_megapixel() -> None:
         },
         required=("image_url",),
     )
-    estimate = estimate_cost(upscaler, D("0.01"), normalize_unit("megapixels"))
+    estimate = evaluation(upscaler, "0.01", "megapixels")
     assert estimate is not None
-    assert estimate.usd == D("0.01")
+    assert estimate.exact_cost == D("0.01")
     assert estimate.confidence == "estimated"
 
 
@@ -393,7 +410,7 @@ def test_kling_worked_examples() -> None:
     assert five == D("0.35")
     assert ten == D("0.70")
     assert ten == five + 5 * D("0.07")
-    estimate = estimate_cost(kling, D("0.07"), normalize_unit("seconds"))
+    estimate = evaluation(kling, "0.07", "seconds")
     assert estimate is not None and estimate.confidence == "exact" and estimate.quantity == D(5)
 
 
@@ -409,21 +426,23 @@ def test_duration_inputs(duration: Any, seconds: Any) -> None:
 
 
 def test_duration_from_an_enum_without_default_and_from_auto() -> None:
+    # No default: the one fallback rule takes the lowest allowed value (the first option), estimated.
     no_default = make_model("x/a", ModelType.VIDEO, {"duration": {"type": "string", "enum": ["6", "10"]}})
-    estimate = estimate_cost(no_default, D("0.1"), normalize_unit("seconds"))
-    assert estimate is not None and estimate.quantity == D(6) and estimate.confidence == "approximate"
+    estimate = evaluation(no_default, "0.1", "seconds")
+    assert estimate.quantity == D(6) and estimate.confidence == "estimated"
+    assert any("duration has no default" in flag for flag in estimate.flags)
     auto = make_model(
         "x/b",
         ModelType.VIDEO,
         {"duration": {"type": "string", "enum": ["auto", "4", "15"], "default": "auto"}},
     )
-    estimate = estimate_cost(auto, D("0.1"), normalize_unit("seconds"))
+    estimate = evaluation(auto, "0.1", "seconds")
     assert estimate is not None and estimate.quantity == D(15) and estimate.confidence == "approximate"
 
 
 def test_no_duration_is_estimated() -> None:
     upscaler = make_model("x/video-upscaler", ModelType.VIDEO, {"video_url": {"type": "string"}})
-    estimate = estimate_cost(upscaler, D("0.1"), normalize_unit("seconds"))
+    estimate = evaluation(upscaler, "0.1", "seconds")
     assert estimate is not None and estimate.quantity == D(5) and estimate.confidence == "estimated"
 
 
@@ -438,15 +457,15 @@ def test_clip_units_are_charged_per_started_clip() -> None:
     assert cost(ray, "0.1", "10 seconds", {"duration": 10}) == D("0.1")
     assert cost(ray, "0.1", "10 seconds", {"duration": 11}) == D("0.2")
     lyria = make_model("fal-ai/lyria2", ModelType.AUDIO, {"prompt": {"type": "string"}})
-    estimate = estimate_cost(lyria, D("0.1"), normalize_unit("30 seconds"))
-    assert estimate is not None and estimate.usd == D("0.1") and estimate.confidence == "estimated"
+    estimate = evaluation(lyria, "0.1", "30 seconds")
+    assert estimate is not None and estimate.exact_cost == D("0.1") and estimate.confidence == "estimated"
 
 
 def test_minutes() -> None:
     music = make_model("cassetteai/music-generator", ModelType.AUDIO, {"duration": {"type": "integer"}})
     assert cost(music, "0.02", "minutes", {"duration": 90}) == D("0.03")
-    estimate = estimate_cost(music, D("0.02"), normalize_unit("minutes"))
-    assert estimate is not None and estimate.usd == D("0.02") and estimate.confidence == "estimated"
+    estimate = evaluation(music, "0.02", "minutes")
+    assert estimate is not None and estimate.exact_cost == D("0.02") and estimate.confidence == "estimated"
 
 
 # -- characters, tokens, compute seconds, steps --------------------------------------------------------------
@@ -455,26 +474,26 @@ def test_minutes() -> None:
 def test_characters_are_proportional() -> None:
     speech = tts_model()
     assert cost(speech, "0.05", "1000 characters", {"text": "x" * 2500}) == D("0.125")
+    assert cost(speech, "0.05", "1000 characters", {"text": "😀" * 1000}) == D("0.05")  # code points
     assert cost(speech, "0.05", "1000 characters ", {"text": "x" * 1000}) == D("0.05")
 
 
 def test_characters_without_text_use_the_example_else_1000() -> None:
-    with_example = estimate_cost(
-        tts_model(examples=["y" * 200]), D("0.05"), normalize_unit("1000 characters")
-    )
+    with_example = evaluation(tts_model(examples=["y" * 200]), "0.05", "1000 characters")
     assert with_example is not None
-    assert with_example.usd == D("0.01")
+    assert with_example.exact_cost == D("0.01")
     assert with_example.confidence == "estimated"
-    bare = estimate_cost(tts_model(), D("0.05"), normalize_unit("1000 characters"))
-    assert bare is not None and bare.usd == D("0.05") and bare.confidence == "estimated"
-    explicit = estimate_cost(tts_model(), D("0.05"), normalize_unit("1000 characters"), {"text": "hello"})
-    assert explicit is not None and explicit.confidence == "exact"
+    bare = evaluation(tts_model(), "0.05", "1000 characters")
+    assert bare is not None and bare.exact_cost == D("0.05") and bare.confidence == "estimated"
+    assert any("no text given" in note for note in bare.notes)
+    explicit = evaluation(tts_model(), "0.05", "1000 characters", {"text": "hello"})
+    assert explicit.exact_cost == D("0.00025") and explicit.notes == ()
 
 
 def test_text_tokens_and_video_tokens() -> None:
     guard = make_model("fal-ai/qwen-3-guard", ModelType.TEXT, {"prompt": {"type": "string"}})
-    estimate = estimate_cost(guard, D("0.002"), normalize_unit("1000 tokens"), {"prompt": "x" * 4000})
-    assert estimate is not None and estimate.usd == D("0.002") and estimate.confidence == "approximate"
+    estimate = evaluation(guard, "0.002", "1000 tokens", {"prompt": "x" * 4000})
+    assert estimate.exact_cost == D("0.002") and estimate.confidence == "estimated"  # ⌈chars ÷ 4⌉: estimated
     messages = [{"role": "user", "content": "x" * 4000}]
     chat = make_model("x/llm", ModelType.TEXT, {"messages": {"type": "array"}})
     assert cost(chat, "1", "1m tokens", {"messages": messages}) == D("0.001")
@@ -488,9 +507,9 @@ def test_text_tokens_and_video_tokens() -> None:
             "aspect_ratio": {"type": "string", "enum": ["16:9", "1:1"], "default": "16:9"},
         },
     )
-    video = estimate_cost(seedance, D("1"), normalize_unit("1m tokens"))
+    video = evaluation(seedance, "1", "1m tokens")
     assert video is not None
-    assert within_one_percent(video.usd, D("0.243"))
+    assert within_one_percent(video.exact_cost, D("0.243"))
     assert video.confidence == "approximate"
 
 
@@ -498,11 +517,45 @@ def test_compute_seconds_need_fal_duration_estimate() -> None:
     hunyuan = make_model(
         "fal-ai/hunyuan-video-v1.5/image-to-video", ModelType.VIDEO, {}, duration_estimate_minutes=2.0
     )
-    estimate = estimate_cost(hunyuan, D("0.00125"), normalize_unit("compute seconds"))
-    assert estimate is not None and estimate.usd == D("0.15") and estimate.confidence == "estimated"
+    estimate = evaluation(hunyuan, "0.00125", "compute seconds")
+    assert estimate is not None and estimate.exact_cost == D("0.15") and estimate.confidence == "estimated"
     unknown = make_model("fal-ai/whatever", ModelType.VIDEO, {})
-    assert estimate_cost(unknown, D("0.00125"), normalize_unit("compute seconds")) is None
-    assert estimate_cost(hunyuan, D("0"), normalize_unit("compute seconds", D("0"))) is None
+    assert card_for(unknown, "0.00125", "compute seconds") is None
+    assert card_for(hunyuan, "0", "compute seconds") is None
+
+
+def test_trainers_billed_at_a_minimum_fal_states() -> None:
+    # fal's page: "A minimum of 1000 steps will be billed" (fal_terms.json); the newer $0.024 a step is kept.
+    portrait = make_model(
+        "fal-ai/flux-lora-portrait-trainer",
+        ModelType.TRAINING,
+        {"steps": {"type": "integer", "default": 2500, "minimum": 1, "maximum": 10000}},
+    )
+    assert cost(portrait, "0.024", "steps") == D("60")
+    assert cost(portrait, "0.024", "steps", {"steps": 500}) == D("24")  # 1,000 billed
+    assert cost(portrait, "0.024", "steps", {"steps": 1500}) == D("36")
+
+
+def test_a_clip_length_fal_states_prices_a_model_without_duration_input() -> None:
+    # fal's page: $0.08 a second, "a single 6 second video will cost $0.48"; the schema has no duration.
+    hailuo = make_model(
+        "fal-ai/minimax/hailuo-02/pro/text-to-video", ModelType.VIDEO, {"prompt": {"type": "string"}}
+    )
+    result = evaluation(hailuo, "0.08", "seconds")
+    assert result.exact_cost == D("0.48") and result.confidence == "exact"
+
+
+def test_interpolators_are_not_priced_from_frames() -> None:
+    # fal-ai/rife/video: num_frames counts frames inserted between input frames, fps is the output's
+    # rate; fal bills processing time, so the one fallback (5 s of video) is assumed, flagged estimated.
+    rife = make_model(
+        "fal-ai/rife/video",
+        ModelType.VIDEO,
+        {"num_frames": {"type": "integer", "default": 1}, "fps": {"type": "integer", "default": 8}},
+    )
+    result = evaluation(rife, "0.0013", "seconds", {"num_frames": 4})
+    assert result.exact_cost == D("0.0065") and result.confidence == "estimated"
+    assert "num_frames" in result.notes[-1]  # not read: listed as ignored
 
 
 def test_training_steps() -> None:
@@ -520,7 +573,7 @@ def test_training_steps() -> None:
 def test_unpriceable_units_give_no_estimate() -> None:
     flux = flux_model()
     for raw in ("units", "credits", "", "1", None, "furlongs"):
-        assert estimate_cost(flux, D("0.05"), normalize_unit(raw)) is None
+        assert card_for(flux, "0.05", raw) is None
 
 
 # -- policy --------------------------------------------------------------------------------------------------
@@ -541,9 +594,10 @@ def test_prices_are_rounded_once_from_the_unrounded_cost() -> None:
     # 0.02501 ÷ 0.3 = 0.083366… → 0.0834; rounding the cost first (0.0251) would give 0.0837.
     assert price_per_call(D("0.02501"), CLOUD) == D("0.0834")
     assert price_per_call(D("0.0251"), CLOUD) == D("0.0837")
-    # a cost with many digits: core keeps it, rounded up only beyond micro-dollars
+    # a cost with many digits: stored rounded up to 10 places; the core price is that stored cost
     third = D(1) / D(3)
-    assert price_per_call(third, CORE) == D("0.333334")
+    assert price_per_call(third, CORE) == D("0.3333333334")
+    assert price_per_call(third, CLOUD) == D("1.1112")  # from the unrounded cost: 1.11111… → up
     assert price_per_call(D("0.125"), CORE) == D("0.125")
 
 
@@ -555,7 +609,7 @@ def test_prices_never_fall_below_cost_and_stay_within_one_step(cost: Decimal) ->
     assert target <= cloud < target + CLOUD.call_step
     assert cloud == cloud.quantize(CLOUD.call_step)
     core = price_per_call(cost, CORE)
-    assert cost <= core < cost + CORE.unit_step
+    assert core == cost  # 8 places: the cost is stored exactly, and core charges it
 
 
 def test_resale_unit_prices() -> None:
@@ -587,25 +641,30 @@ def _walk(value: Any) -> list[Any]:
     return [value]
 
 
-def billing(model: GenFeedModel, unit_price: str, unit: str, policy: PricingPolicy = CLOUD) -> dict[str, str]:
+def billing(model: GenFeedModel, unit_price: str, unit: str, policy: PricingPolicy = CLOUD) -> dict[str, Any]:
     billing_unit = normalize_unit(unit, D(unit_price))
-    estimate = estimate_cost(model, D(unit_price), billing_unit)
-    result = billing_json(model, billing_unit, D(unit_price), estimate.usd if estimate else None, policy)
+    card = card_for(model, unit_price, unit, policy)
+    if card is None:
+        return {}
+    result = billing_json(card, evaluate(card), billing_unit, model.category, policy)
     assert "fixedPrice" not in result
-    assert all(isinstance(leaf, str) for leaf in _walk(result))
-    assert not any(isinstance(leaf, float) for leaf in _walk(json.loads(json.dumps(result))))
-    return result
+    assert all(isinstance(value, Decimal) for key, value in result.items() if key != "unit")
+    # Written as JSON numbers, exact: the text parses back to the same Decimals, and no price is a string.
+    written = json.loads(json_text(result), parse_float=Decimal)
+    assert written == result
+    assert all(not isinstance(value, str) for key, value in written.items() if key != "unit")
+    return {key: value if key == "unit" else f"{value:f}" for key, value in result.items()}
 
 
 def test_billing_json_shapes() -> None:
     audio = make_model("fal-ai/speech-to-text", ModelType.AUDIO, {"audio_url": {"type": "string"}})
     video = kling_model()
     assert billing(flux_model("fal-ai/recraft/v3"), "0.04", "images") == {"image": "0.133334"}
-    assert billing(flux_model(), "0.025", "megapixels") == {"image": "0.083334"}
+    assert billing(flux_model(), "0.025", "megapixels") == {"image": "0.083334", "perMegapixel": "0.083334"}
     big = make_model(
         "fal-ai/sana", ModelType.IMAGE, {"image_size": image_size_property({"width": 3840, "height": 2160})}
     )
-    assert billing(big, "0.025", "megapixels") == {"image": "0.666667"}  # 8 MP per image
+    assert billing(big, "0.025", "megapixels") == {"image": "0.666667", "perMegapixel": "0.083334"}  # 8 MP
     assert billing(video, "0.07", "seconds") == {"video": "0.233334"}
     assert billing(audio, "0.0008", "seconds") == {"perUnit": "0.002667", "unit": "second"}
     assert billing(video, "0.8", "videos") == {"perCall": "2.6667"}
@@ -628,7 +687,7 @@ def test_billing_json_shapes() -> None:
 
 
 def test_billing_json_core_is_fal_prices() -> None:
-    assert billing(flux_model(), "0.025", "megapixels", CORE) == {"image": "0.025"}
+    assert billing(flux_model(), "0.025", "megapixels", CORE) == {"image": "0.025", "perMegapixel": "0.025"}
     assert billing(kling_model(), "0.07", "seconds", CORE) == {"video": "0.07"}
     assert billing(kling_model(), "0.8", "videos", CORE) == {"perCall": "0.8"}
 
@@ -644,7 +703,8 @@ def test_price_model_flux_dev() -> None:
     assert priced.price_per_call == D("0.0834")
     assert priced.resale_unit_price == D("0.083334")
     assert priced.cost_confidence == "exact"
-    assert priced.billing == {"image": "0.083334"}
+    assert priced.billing == {"image": D("0.083334"), "perMegapixel": D("0.083334")}
+    assert priced.rate_card is not None and priced.rate_card["quantity"]["kind"] == "megapixel"
     assert priced.price_status is PriceStatus.PRICED
     assert priced.price_source is DataSource.SNAPSHOT and priced.price_seen_at == SEEN_AT
     assert priced.price_origin == "test"
@@ -794,14 +854,9 @@ def test_estimate_workflow() -> None:
 
 
 def test_bundled_snapshot_prices_through_the_mapper(tmp_path: Any) -> None:
-    try:
-        from genfeed_pipeline.mapping import map_catalog
-    except ImportError as error:
-        pytest.skip(
-            f"genfeed_pipeline.mapping.map_catalog is not importable yet ({error}): mapper in progress"
-        )
     from genfeed_pipeline.fal.cache import FalCache
     from genfeed_pipeline.fal.source import OfflineCatalogSource
+    from genfeed_pipeline.mapping import map_catalog
 
     source = OfflineCatalogSource(FalCache(tmp_path / "cache.sqlite3"))
     listing = source.load_listing()
@@ -814,9 +869,12 @@ def test_bundled_snapshot_prices_through_the_mapper(tmp_path: Any) -> None:
         if item.priced:
             assert isinstance(item.cost_per_call, Decimal) and isinstance(item.price_per_call, Decimal)
             assert item.price_per_call >= item.cost_per_call
-            assert all(isinstance(value, str) for value in item.billing.values())
+            assert item.rate_card is not None
+            assert all(isinstance(value, Decimal) for key, value in item.billing.items() if key != "unit")
         if item.unit_raw is not None and item.unit_raw.strip() in {"units", "credits", "", "1"}:
             assert not item.priced
-    flux = priced.get("fal-ai/flux/dev")
-    if flux is not None and flux.unit_price == D("0.025") and flux.unit == "megapixel":
-        assert flux.cost_per_call == D("0.025") and flux.price_per_call == D("0.0834")
+        else:
+            assert item.rate_card is None and item.billing == {}
+    flux = priced["fal-ai/flux/dev"]
+    assert (flux.unit_price, flux.unit) == (D("0.025"), "megapixel")
+    assert flux.cost_per_call == D("0.025") and flux.price_per_call == D("0.0834")

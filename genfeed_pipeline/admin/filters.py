@@ -14,7 +14,7 @@ from typing import Any
 from genfeed_pipeline.admin.errors import AdminError
 from genfeed_pipeline.mapping.model import Capabilities, ModelType
 from genfeed_pipeline.pricing import capability_names
-from genfeed_pipeline.pricing.estimate import to_decimal
+from genfeed_pipeline.pricing.money import to_decimal
 
 Row = dict[str, Any]
 

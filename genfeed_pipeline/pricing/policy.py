@@ -1,27 +1,27 @@
 """What GenFeed charges, from what fal charges: the contract's "Pricing rules", exactly.
 
-Cloud (GenFeed's own fal key): `price_per_call` = max(cost / (1 - margin), floor), rounded up to `call_step`;
-per-unit resale prices = unit price / (1 - margin), rounded up to `unit_step`, no floor. Core (the user's
-own key): the cost, no margin, no floor.
+A deployment's rule for one request (the `price` of every rate card): price = max(cost ÷ (1 − margin),
+min_price), rounded up to `step`, from the unrounded cost. Cloud (GenFeed's own fal key): margin 0.70,
+min_price $0.001, step $0.0001. Core (the user's own key): margin 0, min_price 0, no step: the cost itself,
+as stored (rounded up to 10 decimal places).
 
-Money is `Decimal` throughout and is rounded exactly once, with `ROUND_CEILING` on the unrounded value, so
-that a price is never below the cost it is derived from (flux/dev: 0.025 ÷ 0.3 = 0.08333… → 0.0834; rounding
-the cost first could only move that).
+The per-unit figures of the `pricing` JSON are the same rule per unit, for apps that bill per unit:
+unit price ÷ (1 − margin) rounded up to `unit_step` ($0.000001), no floor; in core the unit price itself.
 
-Core and rounding: the contract says "the cost", so a core price is the cost itself. A cost can carry more
-digits than anyone bills in (e.g. 121 frames / 24 fps at $0.07 per second); only then is it rounded up to
-`unit_step` ($0.000001), which keeps it ≥ the cost and storable. Costs with ≤ 6 decimals (every fal example)
-stay exact.
+Money is `Decimal` throughout and is rounded exactly once, toward +∞, so that a price is never below the
+cost it is derived from (flux/dev: 0.025 ÷ 0.3 = 0.08333… → 0.0834).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Any
 
-from genfeed_pipeline.mapping.model import GenFeedModel, ModelType
-from genfeed_pipeline.pricing.estimate import default_image_megapixels, to_decimal
+from genfeed_pipeline.mapping.model import ModelType
+from genfeed_pipeline.pricing.evaluate import Evaluation, apply_rule, output_megapixels
+from genfeed_pipeline.pricing.money import plain, round_up, to_decimal
 from genfeed_pipeline.pricing.units import BillingUnit, UnitKind
 from genfeed_pipeline.settings import Deployment
 
@@ -55,6 +55,16 @@ class PricingPolicy:
     def markup_divisor(self) -> Decimal:
         return Decimal(1) - self.margin
 
+    def rule(self) -> dict[str, Any]:
+        """The price rule a rate card carries for this deployment."""
+        if not self.is_cloud:
+            return {"margin": Decimal(0), "min_price": Decimal(0), "step": None}
+        return {"margin": plain(self.margin), "min_price": plain(self.floor), "step": plain(self.call_step)}
+
+
+CLOUD = PricingPolicy(deployment=Deployment.CLOUD)
+CORE = PricingPolicy(deployment=Deployment.CORE)
+
 
 def _as_decimal(value: Any, name: str) -> Decimal:
     parsed = to_decimal(value)
@@ -63,32 +73,16 @@ def _as_decimal(value: Any, name: str) -> Decimal:
     return parsed
 
 
-def _round_up(value: Decimal, step: Decimal) -> Decimal:
-    return value.quantize(step, rounding=ROUND_CEILING)
-
-
-def _exact_or_up(value: Decimal, step: Decimal) -> Decimal:
-    """`value` itself, unless it has more decimals than `step`: then rounded up to it."""
-    exponent = value.as_tuple().exponent
-    step_exponent = step.as_tuple().exponent
-    if isinstance(exponent, int) and isinstance(step_exponent, int) and exponent >= step_exponent:
-        return value
-    rounded = _round_up(value, step)
-    return value if rounded == value else rounded
-
-
 def price_per_call(cost: Decimal, policy: PricingPolicy) -> Decimal:
     """What GenFeed charges for one call that costs `cost` (unrounded) at fal."""
-    if policy.is_cloud:
-        return _round_up(max(cost / policy.markup_divisor, policy.floor), policy.call_step)
-    return _exact_or_up(cost, policy.unit_step)
+    return apply_rule(cost, policy.rule())
 
 
 def resale_unit_price(unit_price: Decimal, policy: PricingPolicy) -> Decimal:
     """GenFeed's price per fal unit (or per image, per second, per 1M tokens): no floor."""
-    if policy.is_cloud:
-        return _round_up(unit_price / policy.markup_divisor, policy.unit_step)
-    return _exact_or_up(unit_price, policy.unit_step)
+    if not policy.is_cloud:
+        return plain(unit_price)
+    return plain(round_up(unit_price / policy.markup_divisor, policy.unit_step))
 
 
 def margin_of(price: Decimal, cost: Decimal) -> Decimal:
@@ -98,48 +92,42 @@ def margin_of(price: Decimal, cost: Decimal) -> Decimal:
     return (price - cost) / price
 
 
-def _money_text(value: Decimal) -> str:
-    """The exact value, without an exponent or trailing zeros: Decimal("0.100000") → "0.1"."""
-    text = f"{value.normalize():f}"
-    return text if text != "-0" else "0"
-
-
 def billing_json(
-    model: GenFeedModel,
+    card: Mapping[str, Any],
+    at_defaults: Evaluation,
     unit: BillingUnit,
-    unit_price: Decimal | None,
-    cost: Decimal | None,
+    category: ModelType | None,
     policy: PricingPolicy,
-) -> dict[str, str]:
-    """GenFeed's `pricing` JSON for a managed row (contract, "The models table").
+) -> dict[str, Any]:
+    """GenFeed's `pricing` JSON for a managed row (contract, "The models table"): resale prices in USD for
+    this deployment, as `Decimal` (written to the table as JSON numbers). Keys:
 
-    Values are resale prices in USD for this deployment, written as **strings** of the exact Decimal
-    ("0.0834"; trailing zeros dropped), so that no binary float ever touches money on its way to the app.
-    Keys:
-
-    * `image`: per output image at the schema's default size, for image- and megapixel-billed models;
+    * `image`: per output image at the schema's default size, for image- and megapixel-billed models, and
+      `perMegapixel` for megapixel-billed ones (one started megapixel of one output image);
     * `video`: per second of output video, for second-billed video models;
     * `input` / `output`: per 1M tokens (fal publishes one token price; both carry it);
     * `perCall`: per call (per-request, per-video, per-generation, per-clip units): `price_per_call`;
     * `perUnit` + `unit`: any other unit (minutes, characters, compute seconds, steps, non-video seconds).
 
-    `fixedPrice` belongs to people and is never written. An unpriceable unit or a missing price gives {}.
+    `fixedPrice` belongs to people and is never written.
     """
-    if unit_price is None or not unit.priceable:
-        return {}
+    unit_price = to_decimal(card["unit_price"])
+    assert unit_price is not None
+    per_unit = unit_price / unit.per
     kind = unit.kind
     if kind is UnitKind.IMAGE:
-        return {"image": _money_text(resale_unit_price(unit_price / unit.per, policy))}
+        return {"image": resale_unit_price(per_unit, policy)}
     if kind is UnitKind.MEGAPIXEL:
-        per_image, _ = default_image_megapixels(model)
-        return {"image": _money_text(resale_unit_price(unit_price * per_image / unit.per, policy))}
-    if kind is UnitKind.SECOND and model.category is ModelType.VIDEO and not unit.input_based:
-        return {"video": _money_text(resale_unit_price(unit_price / unit.per, policy))}
+        per_image = per_unit * output_megapixels(card)
+        return {
+            "image": resale_unit_price(per_image, policy),
+            "perMegapixel": resale_unit_price(per_unit, policy),
+        }
+    if kind is UnitKind.SECOND and category is ModelType.VIDEO and not unit.input_based:
+        return {"video": resale_unit_price(per_unit, policy)}
     if kind is UnitKind.TOKENS:
-        per_million = _money_text(resale_unit_price(unit_price * ONE_MILLION / unit.per, policy))
+        per_million = resale_unit_price(per_unit * ONE_MILLION, policy)
         return {"input": per_million, "output": per_million}
     if kind in (UnitKind.CALL, UnitKind.CLIP):
-        if cost is None:
-            return {}
-        return {"perCall": _money_text(price_per_call(cost, policy))}
-    return {"perUnit": _money_text(resale_unit_price(unit_price, policy)), "unit": unit.normalized}
+        return {"perCall": at_defaults.price}
+    return {"perUnit": resale_unit_price(unit_price, policy), "unit": unit.normalized}

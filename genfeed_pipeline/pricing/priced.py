@@ -1,4 +1,10 @@
-"""A GenFeed model with its fal price, its cost per call and GenFeed's price: the `priced_models` value."""
+"""A GenFeed model with its fal price, its rate card, its cost per call and GenFeed's price: the
+`priced_models` value.
+
+A model is priced by building its rate card (`rate_card.py`) and evaluating it at the schema's defaults
+(`evaluate.py`): `cost_per_call` and `price_per_call` are that evaluation, as every other reader of the
+card would compute it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from genfeed_pipeline.exact_json import ExactJson
 from genfeed_pipeline.fal.catalog import DataSource, PriceLookup, PriceStatus
 from genfeed_pipeline.mapping.model import Capabilities, GenFeedModel, ModelType
-from genfeed_pipeline.pricing.estimate import Confidence, CostEstimate, estimate_cost, worst_confidence
-from genfeed_pipeline.pricing.policy import (
-    PricingPolicy,
-    billing_json,
-    margin_of,
-    price_per_call,
-    resale_unit_price,
-)
+from genfeed_pipeline.pricing.evaluate import Evaluation, RateCardError, RateCardInputError, evaluate
+from genfeed_pipeline.pricing.policy import PricingPolicy, billing_json, margin_of, resale_unit_price
+from genfeed_pipeline.pricing.rate_card import build_rate_card
+from genfeed_pipeline.pricing.terms import terms_for
 from genfeed_pipeline.pricing.units import BillingUnit, UnitKind, is_stub_price, normalize_unit
 from genfeed_pipeline.runtime import collector_paused
 
@@ -25,6 +28,8 @@ STUB_FLAG = "stub price (1 unit at $1)"
 STUB_ERROR = "stub price"
 NO_PRICE_ERROR = "no price"
 NO_COST_FLAG = "cost cannot be estimated: compute seconds without fal's duration estimate"
+
+_CONFIDENCE_RANK = {"exact": 0, "approximate": 1, "estimated": 2}
 
 
 @dataclass(frozen=True)
@@ -38,15 +43,16 @@ class PricedModel:
     price_seen_at: datetime | None
     price_origin: str | None  # who recorded the price ("fal /models/pricing", a dated public dump …)
     flags: tuple[str, ...]
-    cost_per_call: Decimal | None  # unrounded fal cost of a call with the schema's defaults
+    cost_per_call: Decimal | None  # fal cost of a call with the schema's defaults, rounded up to 10 places
     cost_derivation: str | None
-    cost_confidence: Confidence | None
+    cost_confidence: str | None
     price_per_call: Decimal | None  # what GenFeed charges for that call in this deployment
     resale_unit_price: Decimal | None
-    billing: dict[str, str]  # GenFeed's pricing JSON; {} exactly when the model is not priced
+    billing: ExactJson  # GenFeed's pricing JSON (Decimal prices); {} exactly when the model is not priced
     validation_errors: tuple[str, ...]
     billing_unit: BillingUnit | None = None
     stub: bool = False
+    rate_card: ExactJson = None  # the rate card (JSON data, Decimal money); None when it cannot be priced
 
     @property
     def endpoint_id(self) -> str:
@@ -131,18 +137,24 @@ def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: Pricing
     elif unit.kind is UnitKind.UNKNOWN:
         errors.append(f"unit unknown: {(quote.unit or '').strip()!r}")
 
-    estimate: CostEstimate | None = None
+    card: dict[str, Any] | None = None
+    at_defaults: Evaluation | None = None
     if unit.priceable and not stub:
-        estimate = estimate_cost(model, unit_price, unit)
-        if estimate is None:
+        card = build_rate_card(model, unit, unit_price, policy.rule(), terms_for(model.endpoint_id))
+        if card is None:
             flags.append(NO_COST_FLAG)
         else:
-            flags.extend(estimate.flags)
-            if estimate.confidence != "exact":
-                flags.append(f"cost {estimate.confidence}")
+            try:
+                at_defaults = evaluate(card)
+            except (RateCardInputError, RateCardError) as exc:
+                flags.append(f"the schema's defaults cannot be priced: {exc}")
+                card = None
+            else:
+                flags.extend(card["flags"])
+                if card["confidence"] != "exact":
+                    flags.append(f"cost {card['confidence']}")
 
-    cost = estimate.usd if estimate else None
-    priceable = unit.priceable and not stub
+    priced = card is not None and at_defaults is not None
     return PricedModel(
         model=model,
         unit_raw=quote.unit,
@@ -153,15 +165,18 @@ def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: Pricing
         price_seen_at=quote.seen_at,
         price_origin=quote.origin,
         flags=_dedupe(flags),
-        cost_per_call=cost,
-        cost_derivation=estimate.derivation if estimate else None,
-        cost_confidence=estimate.confidence if estimate else None,
-        price_per_call=price_per_call(cost, policy) if cost is not None else None,
-        resale_unit_price=resale_unit_price(unit_price, policy) if priceable else None,
-        billing=billing_json(model, unit, unit_price, cost, policy) if cost is not None else {},
+        cost_per_call=at_defaults.cost if at_defaults else None,
+        cost_derivation=at_defaults.derivation if at_defaults else None,
+        cost_confidence=card["confidence"] if card is not None and priced else None,
+        price_per_call=at_defaults.price if at_defaults else None,
+        resale_unit_price=resale_unit_price(unit_price, policy) if priced else None,
+        billing=billing_json(card, at_defaults, unit, model.category, policy)
+        if card is not None and at_defaults is not None
+        else {},
         validation_errors=_dedupe(errors),
         billing_unit=unit,
         stub=stub,
+        rate_card=card if priced else None,
     )
 
 
@@ -207,7 +222,7 @@ def policy_enabled(priced: PricedModel, policy: PricingPolicy) -> bool:
 class WorkflowStepEstimate:
     endpoint_id: str
     inputs: dict[str, Any]
-    estimate: CostEstimate | None
+    evaluation: Evaluation | None
     cost: Decimal | None
     price: Decimal | None
     problem: str | None = None  # why the step could not be priced
@@ -216,9 +231,9 @@ class WorkflowStepEstimate:
 @dataclass(frozen=True)
 class WorkflowEstimate:
     steps: tuple[WorkflowStepEstimate, ...]
-    total_cost: Decimal  # sum of the priced steps' unrounded costs
+    total_cost: Decimal  # sum of the priced steps' costs
     total_price: Decimal  # sum of the priced steps' prices (each call is charged, and rounded, on its own)
-    confidence: Confidence
+    confidence: str
     unpriced: tuple[str, ...] = field(default=())
 
     @property
@@ -230,13 +245,6 @@ class WorkflowEstimate:
         return margin_of(self.total_price, self.total_cost)
 
 
-def _step_estimate(priced: PricedModel, inputs: dict[str, Any]) -> CostEstimate | None:
-    unit = priced.billing_unit
-    if unit is None or priced.unit_price is None or priced.stub or not unit.priceable:
-        return None
-    return estimate_cost(priced.model, priced.unit_price, unit, inputs)
-
-
 def estimate_workflow(
     steps: list[tuple[PricedModel, dict[str, Any]]], policy: PricingPolicy
 ) -> WorkflowEstimate:
@@ -244,26 +252,35 @@ def estimate_workflow(
     results: list[WorkflowStepEstimate] = []
     total_cost = Decimal(0)
     total_price = Decimal(0)
-    confidences: list[Confidence] = []
+    confidence = "exact"
     unpriced: list[str] = []
     for priced, inputs in steps:
         inputs = dict(inputs or {})
-        estimate = _step_estimate(priced, inputs)
-        if estimate is None:
+        problem = None
+        evaluation = None
+        if priced.rate_card is None:
             problem = "; ".join(priced.validation_errors or priced.flags) or "not priced"
+        else:
+            try:
+                evaluation = evaluate(priced.rate_card, inputs, policy.rule())
+            except RateCardInputError as exc:
+                problem = str(exc)
+        if evaluation is None:
             results.append(WorkflowStepEstimate(priced.endpoint_id, inputs, None, None, None, problem))
             unpriced.append(priced.endpoint_id)
             continue
-        price = price_per_call(estimate.usd, policy)
-        results.append(WorkflowStepEstimate(priced.endpoint_id, inputs, estimate, estimate.usd, price))
-        total_cost += estimate.usd
-        total_price += price
-        confidences.append(estimate.confidence)
+        results.append(
+            WorkflowStepEstimate(priced.endpoint_id, inputs, evaluation, evaluation.cost, evaluation.price)
+        )
+        total_cost += evaluation.cost
+        total_price += evaluation.price
+        if _CONFIDENCE_RANK[evaluation.confidence] > _CONFIDENCE_RANK[confidence]:
+            confidence = evaluation.confidence
     return WorkflowEstimate(
         steps=tuple(results),
         total_cost=total_cost,
         total_price=total_price,
-        confidence=worst_confidence(confidences),
+        confidence=confidence,
         unpriced=tuple(unpriced),
     )
 
@@ -298,9 +315,11 @@ def cheapest_model(
             continue
         if needed and not needed <= capability_names(priced.model.capabilities):
             continue
-        if inputs:
-            estimate = _step_estimate(priced, inputs)
-            cost = estimate.usd if estimate else None
+        if inputs and priced.rate_card is not None:
+            try:
+                cost: Decimal | None = evaluate(priced.rate_card, inputs).exact_cost
+            except RateCardInputError:
+                cost = None
         else:
             cost = priced.cost_per_call
         if cost is None:
