@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -58,6 +58,7 @@ PRICE_COLUMNS = (
     "cost_derivation",
     "cost_confidence",
     "price_flags",
+    "rate_card",
 )
 SCHEMA_COLUMNS = (
     "input_schema",
@@ -178,6 +179,7 @@ def model_values(priced: PricedModel) -> Row:
         "owner": model.owner,
         "fal_category": model.fal_category,
         "pricing": priced.billing or None,
+        "rate_card": priced.rate_card,
         "unit": priced.unit,
         "unit_raw": priced.unit_raw,
         "unit_price": priced.unit_price,
@@ -209,18 +211,37 @@ def _is_newer(row_as_of: datetime | None, run_as_of: datetime) -> bool:
     return row_as_of is not None and row_as_of > run_as_of
 
 
+def refuse_price(priced: PricedModel, reason: str) -> PricedModel:
+    """The model as if its price could not be fetched: the table keeps its last good price."""
+    return replace(
+        priced,
+        price_status=PriceStatus.FAILED,
+        rate_card=None,
+        cost_per_call=None,
+        price_per_call=None,
+        cost_derivation=None,
+        cost_confidence=None,
+        resale_unit_price=None,
+        billing={},
+        validation_errors=(*priced.validation_errors, reason),
+    )
+
+
 class SyncPlanner:
-    """Plans one sync. `policy_enabled` says whether policy would enable a model (cloud vs core)."""
+    """Plans one sync. `policy_enabled` says whether policy would enable a model (cloud vs core);
+    `card_errors` says why a rate card breaks its JSON Schema (no card that does is ever written)."""
 
     def __init__(
         self,
         context: SyncContext,
         policy_enabled: Callable[[PricedModel], bool],
         held: Mapping[str, str] | None = None,
+        card_errors: Callable[[Any], list[str]] | None = None,
     ) -> None:
         self.context = context
         self.policy_enabled = policy_enabled
         self.held = dict(held or {})  # endpoint_id → review reason (a breaking change awaiting accept)
+        self.card_errors = card_errors
 
     def plan(self, existing: Mapping[str, Row], priced: Mapping[str, PricedModel]) -> SyncPlan:
         context = self.context
@@ -232,6 +253,7 @@ class SyncPlanner:
                 )
                 continue
             row = existing.get(endpoint_id)
+            model = self._checked_card(model, plan)
             if self._fetch_failed(model):
                 plan.failed += 1
             if endpoint_id in self.held:
@@ -250,6 +272,18 @@ class SyncPlanner:
             self._record_history(plan, change, desired, row)
         plan.changes.extend(self._removals(existing, priced, plan))
         return plan
+
+    def _checked_card(self, priced: PricedModel, plan: SyncPlan) -> PricedModel:
+        if priced.rate_card is None or self.card_errors is None:
+            return priced
+        errors = self.card_errors(priced.rate_card)
+        if not errors:
+            return priced
+        plan.warnings.append(
+            f"{priced.endpoint_id}: rate card refused, it does not match rate_card.schema.json "
+            f"({'; '.join(errors[:3])}); the table keeps its last good price"
+        )
+        return refuse_price(priced, "rate card refused: does not match rate_card.schema.json")
 
     def _record_history(self, plan: SyncPlan, change: RowChange, desired: Row, row: Row | None) -> None:
         review_reason = self.held.get(change.endpoint_id)

@@ -24,6 +24,7 @@ from genfeed_pipeline.fal.catalog import utc_now
 from genfeed_pipeline.mapping.diff import SchemaChange
 from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
+from genfeed_pipeline.pricing.rate_card import schema_errors
 from genfeed_pipeline.runtime import collector_paused
 from genfeed_pipeline.sync.plan import Action, Row, SyncContext, SyncMode, SyncPlan, SyncPlanner
 from genfeed_pipeline.sync.review import held_models, ids_to_review, review_schemas
@@ -202,7 +203,7 @@ class CatalogStore:
             rows = self.load_rows(connection)
             changes = self.review(connection, rows, priced)
             held = held_models(changes)
-            planner = SyncPlanner(full_context, policy_enabled, held)
+            planner = SyncPlanner(full_context, policy_enabled, held, card_errors=schema_errors)
             return full_context, planner.plan(rows, priced), changes, held
 
         if context.mode == SyncMode.DRY_RUN:
