@@ -44,9 +44,9 @@ from genfeed_pipeline.admin import (
     set_enabled,
 )
 from genfeed_pipeline.admin.actions import ActionOutcome
-from genfeed_pipeline.admin.catalog import CLOUD, load_rows
+from genfeed_pipeline.admin.catalog import load_rows
 from genfeed_pipeline.admin.filters import CATEGORIES, STATUSES, row_capabilities
-from genfeed_pipeline.pricing import PricingPolicy, margin_of
+from genfeed_pipeline.pricing import CLOUD, PricingPolicy, margin_of
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.plan import SyncMode
 from genfeed_pipeline.sync.store import CatalogStore
@@ -409,8 +409,11 @@ def _estimate(args: argparse.Namespace) -> int:
     print(f"  unit         {_money(estimate.unit_price)} per {estimate.unit} (fal: {estimate.unit_raw!r})")
     print(f"  cloud price  {_money(estimate.cloud_price)} ({margin:.1f}% margin)")
     print(f"  core price   {_money(estimate.core_price)} (fal cost, the user's own key)")
+    print(f"  quantity     {estimate.quantity.normalize():f} {estimate.unit}")
     for flag in estimate.flags:
         print(f"  flag         {flag}")
+    for note in estimate.notes:
+        print(f"  note         {note}")
     return 0
 
 
@@ -429,7 +432,10 @@ def _cheapest(args: argparse.Namespace) -> int:
     scope = "valid, priced" if args.all else "enabled, active"
     need = f"{args.type} model" + (f" with {', '.join(args.capability)}" if args.capability else "")
     if answer.winner is None or answer.estimate is None:
-        raise AdminError(f"no {scope} {need} can be priced for this request ({answer.candidates} considered)")
+        why = "".join(f"; {reason} ({count} models)" for reason, count in list(answer.refused.items())[:3])
+        raise AdminError(
+            f"no {scope} {need} can be priced for this request ({answer.candidates} considered){why}"
+        )
     estimate = answer.estimate
     if args.json:
         _print_json(

@@ -17,6 +17,7 @@ from genfeed_pipeline_tests.test_admin_support import (
     DEPRECATED,
     FLUX_DEV,
     HELD,
+    INVALID,
     POLICY_OFF,
     REMOVED,
     Catalog,
@@ -24,6 +25,7 @@ from genfeed_pipeline_tests.test_admin_support import (
 )
 
 TWO_SQUARE_HD = '{"image_size": "square_hd", "num_images": 2}'
+KLING = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -47,7 +49,8 @@ def test_estimate_flux_dev_by_hand(catalog: Catalog, capsys: pytest.CaptureFixtu
     assert Decimal(estimate["core_price"]) == Decimal("0.05")
     assert estimate["confidence"] == "exact" and estimate["unit"] == "megapixel"
     assert (
-        estimate["derivation"] == "1 MP (square_hd: 1024×1024 → ⌈1,048,576 ÷ 1,048,576⌉) × 2 images × $0.025"
+        estimate["derivation"]
+        == "1 MP (square_hd: 1024×1024 → ⌈1,048,576 ÷ 1,048,576⌉) × 2 images × $0.025 per megapixel"
     )
 
     code, out, _ = run(capsys, "estimate", FLUX_DEV, "--inputs", TWO_SQUARE_HD)
@@ -72,6 +75,17 @@ def test_estimate_flux_dev_by_hand(catalog: Catalog, capsys: pytest.CaptureFixtu
         (["estimate", FLUX_DEV, "--inputs", "[2]"], "must be a JSON object"),
         (["estimate", FLUX_DEV, "--inputs", '{"num_image": 2}'], "has no input 'num_image'"),
         (["estimate", FLUX_DEV, "--inputs", '{"image_size": "huge"}'], "image_size must be one of square_hd"),
+        (["estimate", FLUX_DEV, "--inputs", '{"num_images": 1e9}'], "num_images must be from 1 to 4, not 1e"),
+        (
+            ["estimate", FLUX_DEV, "--inputs", '{"image_size": {"width": -5, "height": 512}}'],
+            "image_size.width must be an integer of at least 1, not -5",
+        ),
+        (["estimate", KLING, "--inputs", '{"duration": "abc"}'], "duration must be one of 5, 10, not 'abc'"),
+        (["estimate", INVALID], "has no rate card in the models table"),
+        (
+            ["cheapest", "--type", "image", "--inputs", '{"num_images": 1000000000}'],
+            "num_images must be from 1 to",
+        ),
         (["show", "nope/nope"], "no model with id 'nope/nope'"),
         (["list", "--capability", "sed"], "unknown capability sed"),
         (["list", "--min-price", "abc"], "min price must be a price"),

@@ -1,18 +1,17 @@
-"""The synced catalog, read back: models rebuilt from their rows, and the queries behind the CLI.
+"""The synced catalog, read back: the queries behind the CLI and the admin jobs.
 
-A row of `models` carries everything pricing needs (mapped input schema, capabilities, fal's unit and
-unit price), so a `GenFeedModel` and a `PricedModel` can be rebuilt from it and handed to the same
-functions the pipeline uses (`estimate_cost`, `price_model`, `cheapest_model`): an estimate here is the
-sync's own arithmetic, not a second implementation of it.
+A row of `models` carries its rate card, so every price here is the card evaluated by the one evaluator
+(`pricing.evaluate`) — the same arithmetic as the sync's `cost_per_call` and GenFeed's app — never a
+second pricing of the model.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -21,28 +20,25 @@ import sqlalchemy as sa
 from genfeed_pipeline.admin.errors import AdminError, UnknownModel
 from genfeed_pipeline.admin.filters import ModelFilter, capabilities_from_json, owner_of
 from genfeed_pipeline.db.tables import model_admin_actions, models
-from genfeed_pipeline.fal.catalog import DataSource, PriceLookup, PriceQuote, PriceStatus
+from genfeed_pipeline.fal.catalog import DataSource, PriceStatus
 from genfeed_pipeline.mapping.model import GenFeedModel, ModelType
 from genfeed_pipeline.pricing import (
+    CLOUD,
+    CORE,
     PricedModel,
     PricingPolicy,
-    UnitKind,
+    RateCardInputError,
     cheapest_model,
-    estimate_cost,
+    evaluate,
     is_stub_price,
     normalize_unit,
-    price_model,
-    price_per_call,
+    resale_unit_price,
+    to_decimal,
 )
-from genfeed_pipeline.settings import Deployment
 from genfeed_pipeline.sync.history import price_history, schema_history
 from genfeed_pipeline.sync.store import CatalogStore
 
 Row = dict[str, Any]
-
-CLOUD = PricingPolicy(deployment=Deployment.CLOUD)
-CORE = PricingPolicy(deployment=Deployment.CORE)
-
 
 # -- rows → models ---------------------------------------------------------------------------------
 
@@ -68,46 +64,39 @@ def model_from_row(row: Mapping[str, Any]) -> GenFeedModel:
     )
 
 
-def price_lookup_from_row(row: Mapping[str, Any]) -> PriceLookup:
-    if row.get("unit_price") is None:
-        return PriceLookup(PriceStatus.NOT_FOUND)
-    source = row.get("price_source")
-    quote = PriceQuote(
-        endpoint_id=str(row["id"]),
-        unit_price=Decimal(row["unit_price"]),
-        unit=row.get("unit_raw") or row.get("unit") or "",
-        currency="USD",
-        source=DataSource(source) if source in DataSource.__members__.values() else DataSource.CACHE,
-        seen_at=row.get("price_seen_at") or row.get("last_synced_at") or datetime.min,
-        origin="the models table",
-    )
-    return PriceLookup(PriceStatus.PRICED, quote)
-
-
 def priced_from_row(row: Mapping[str, Any], policy: PricingPolicy) -> PricedModel:
-    """The row priced again under `policy` (its validation errors, price errors among them, kept).
-
-    Compute-second models have no fal duration estimate in the row; their stored cost (which no input
-    changes) stands in when re-pricing cannot compute one.
-    """
-    priced = price_model(model_from_row(row), price_lookup_from_row(row), policy)
-    stored_cost = row.get("cost_per_call")
-    unit = priced.billing_unit
-    if (
-        priced.cost_per_call is None
-        and stored_cost is not None
-        and unit is not None
-        and unit.kind is UnitKind.COMPUTE_SECOND
-    ):
-        cost = Decimal(stored_cost)
-        priced = replace(
-            priced,
-            cost_per_call=cost,
-            cost_derivation=row.get("cost_derivation"),
-            cost_confidence=row.get("cost_confidence") or "estimated",
-            price_per_call=price_per_call(cost, policy),
-        )
-    return priced
+    """The row as the sync priced it, its cost and price per call evaluated from its rate card under
+    `policy` (a row without a card is unpriced; its validation errors, price errors among them, kept)."""
+    card = row.get("rate_card") if isinstance(row.get("rate_card"), Mapping) else None
+    unit_price = to_decimal(row.get("unit_price"))
+    unit = (
+        normalize_unit(row.get("unit_raw") or row.get("unit"), unit_price) if unit_price is not None else None
+    )
+    at_defaults = evaluate(card, {}, policy.rule()) if card is not None else None
+    source = row.get("price_source")
+    return PricedModel(
+        model=model_from_row(row),
+        unit_raw=row.get("unit_raw"),
+        unit=row.get("unit"),
+        unit_price=unit_price,
+        price_status=PriceStatus.PRICED if unit_price is not None else PriceStatus.NOT_FOUND,
+        price_source=DataSource(source) if source in DataSource.__members__.values() else None,
+        price_seen_at=row.get("price_seen_at"),
+        price_origin="the models table",
+        flags=tuple(row.get("price_flags") or ()),
+        cost_per_call=at_defaults.cost if at_defaults else None,
+        cost_derivation=at_defaults.derivation if at_defaults else None,
+        cost_confidence=at_defaults.confidence if at_defaults else None,
+        price_per_call=at_defaults.price if at_defaults else None,
+        resale_unit_price=resale_unit_price(unit_price, policy)
+        if at_defaults and unit_price is not None
+        else None,
+        billing=dict(row.get("pricing") or {}) if isinstance(row.get("pricing"), Mapping) else {},
+        validation_errors=tuple(row.get("validation_errors") or ()),
+        billing_unit=unit,
+        stub=unit is not None and unit_price is not None and is_stub_price(unit, unit_price),
+        rate_card=dict(card) if card is not None else None,
+    )
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -250,9 +239,58 @@ def parse_inputs(text: str | None) -> dict[str, Any]:
     return value
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float, Decimal),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _value_problem(node: Mapping[str, Any], value: Any) -> str | None:
+    """Why `value` does not fit a normalised schema node (type, enum, range), or None when it does."""
+    alternatives = [node, *[a for a in node.get("any_of") or () if isinstance(a, Mapping)]]
+    types = {a.get("type") for a in alternatives if a.get("type") not in (None, "any")}
+    if value is None and node.get("nullable"):
+        return None
+    if types:
+        fits = any(
+            isinstance(value, _JSON_TYPES[kind])
+            and not (isinstance(value, bool) and kind in ("integer", "number"))
+            and not (kind == "integer" and isinstance(value, float) and not value.is_integer())
+            for kind in types
+            if kind in _JSON_TYPES
+        )
+        if not fits:
+            return f"must be {' or '.join(sorted(types))}, not {value!r}"
+    choices = _choices(node)
+    free_text = any(a.get("type") == "string" and not a.get("enum") for a in alternatives)
+    if choices and not free_text and value not in choices:
+        return f"must be one of {', '.join(str(choice) for choice in choices)}, not {value!r}"
+    number = (
+        to_decimal(value)
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        else None
+    )
+    if number is not None:
+        low, high = to_decimal(node.get("minimum")), to_decimal(node.get("maximum"))
+        if (low is not None and number < low) or (high is not None and number > high):
+            shown_low = "" if low is None else f"{low.normalize():f}"
+            shown_high = "" if high is None else f"{high.normalize():f}"
+            allowed = (
+                f"from {shown_low} to {shown_high}"
+                if low is not None and high is not None
+                else (f"at least {shown_low}" if low is not None else f"at most {shown_high}")
+            )
+            return f"must be {allowed}, not {value!r}"
+    return None
+
+
 def check_inputs(model: GenFeedModel, inputs: Mapping[str, Any]) -> None:
-    """Refuse input names the schema does not have, and values outside an enum, before pricing them:
-    a typo would otherwise be priced silently at the schema's default."""
+    """Refuse input names the schema does not have, and values of the wrong type, outside an enum or out of
+    range, before pricing them: a typo would otherwise be priced silently at the schema's default."""
     properties = (model.input_schema or {}).get("properties")
     if not isinstance(properties, Mapping) or not properties:
         return
@@ -264,14 +302,8 @@ def check_inputs(model: GenFeedModel, inputs: Mapping[str, Any]) -> None:
         )
     for name, value in inputs.items():
         node = properties[name]
-        if not isinstance(value, str) or not isinstance(node, Mapping):
-            continue
-        alternatives = [node, *[a for a in node.get("any_of") or () if isinstance(a, Mapping)]]
-        free_text = any(a.get("type") == "string" and not a.get("enum") for a in alternatives)
-        choices = _choices(node)
-        if choices and not free_text and value not in choices:
-            shown = ", ".join(str(choice) for choice in choices)
-            raise AdminError(f"{model.endpoint_id}: {name} must be one of {shown}, not {value!r}")
+        if isinstance(node, Mapping) and (problem := _value_problem(node, value)):
+            raise AdminError(f"{model.endpoint_id}: {name} {problem}")
 
 
 @dataclass(frozen=True)
@@ -288,6 +320,7 @@ class Estimate:
     flags: tuple[str, ...]
     cloud_price: Decimal
     core_price: Decimal
+    notes: tuple[str, ...] = ()
 
 
 def estimate_request(
@@ -297,63 +330,61 @@ def estimate_request(
     cloud: PricingPolicy = CLOUD,
     core: PricingPolicy = CORE,
 ) -> Estimate:
-    """fal's cost of one call of the row's model with `inputs` (the schema's defaults fill the gaps),
-    and what GenFeed charges for it in cloud and in core."""
+    """fal's cost of one call of the row's model with `inputs` (the card's defaults fill the gaps), and what
+    GenFeed charges for it in cloud and in core: the row's rate card, evaluated under both rules."""
     model = model_from_row(row)
     check_inputs(model, inputs)
     endpoint_id = model.endpoint_id
-    if row.get("unit_price") is None:
-        raise AdminError(f"{endpoint_id} has no fal price in the models table; it cannot be estimated")
-    unit_price = Decimal(row["unit_price"])
-    unit = normalize_unit(row.get("unit_raw") or row.get("unit"), unit_price)
-    if not unit.priceable:
-        raise AdminError(f"{endpoint_id} is billed per {unit.raw!r}, which cannot be priced ({unit.flag})")
-    if is_stub_price(unit, unit_price):
+    card = row.get("rate_card")
+    if not isinstance(card, Mapping):
+        why = "; ".join(row.get("price_flags") or row.get("validation_errors") or ()) or "no fal price"
         raise AdminError(
-            f"{endpoint_id}: fal's price is a placeholder (1 {unit.normalized} at $1), not priced"
+            f"{endpoint_id} has no rate card in the models table, so it cannot be priced ({why})"
         )
-    estimate = estimate_cost(model, unit_price, unit, dict(inputs))
-    if estimate is None:
-        priced = priced_from_row(row, cloud)
-        if priced.cost_per_call is None:
-            raise AdminError(f"{endpoint_id}: the cost of a call cannot be estimated ({unit.normalized})")
-        cost = priced.cost_per_call
-        derivation = f"{row.get('cost_derivation')} (inputs do not change a compute-time estimate)"
-        quantity, confidence, flags = cost / unit_price if unit_price else Decimal(0), "estimated", ()
-    else:
-        cost, quantity, derivation = estimate.usd, estimate.quantity, estimate.derivation
-        confidence, flags = estimate.confidence, estimate.flags
+    try:
+        in_cloud = evaluate(card, inputs, cloud.rule())
+        in_core = evaluate(card, inputs, core.rule())
+    except RateCardInputError as exc:
+        raise AdminError(f"{endpoint_id}: {exc}") from None
     return Estimate(
         endpoint_id=endpoint_id,
         inputs=dict(inputs),
-        unit=unit.normalized,
+        unit=str(card["unit"]),
         unit_raw=row.get("unit_raw"),
-        unit_price=unit_price,
-        cost=cost,
-        quantity=quantity,
-        derivation=derivation,
-        confidence=confidence,
-        flags=tuple(flags),
-        cloud_price=price_per_call(cost, cloud),
-        core_price=price_per_call(cost, core),
+        unit_price=to_decimal(card["unit_price"]) or Decimal(0),
+        cost=in_cloud.cost,
+        quantity=in_cloud.quantity,
+        derivation=in_cloud.derivation,
+        confidence=in_cloud.confidence,
+        flags=in_cloud.flags,
+        cloud_price=in_cloud.price,
+        core_price=in_core.price,
+        notes=in_cloud.notes,
     )
 
 
-def _accepts(row: Mapping[str, Any], inputs: Mapping[str, Any]) -> bool:
+def refusal(row: Mapping[str, Any], inputs: Mapping[str, Any]) -> str | None:
+    """Why the row's model cannot price `inputs` (an input it lacks, a wrong type, out of range, or a
+    value its rate card refuses), naming the input; None when it can."""
     try:
         check_inputs(model_from_row(row), inputs)
-    except AdminError:
-        return False
-    properties = (row.get("input_schema") or {}).get("properties") or {}
-    return set(inputs) <= set(properties)
+    except AdminError as error:
+        return str(error).split(": ", 1)[-1] if str(error).startswith(str(row["id"])) else str(error)
+    card = row.get("rate_card")
+    if isinstance(card, Mapping):
+        try:
+            evaluate(card, inputs)
+        except RateCardInputError as error:
+            return str(error)
+    return None
 
 
 @dataclass(frozen=True)
 class CheapestAnswer:
     winner: PricedModel | None
     estimate: Estimate | None
-    candidates: int  # models of the type, with every capability, considered
-    notes: list[str] = field(default_factory=list)
+    candidates: int  # models of the type, with every capability, that accept the inputs
+    refused: dict[str, int] = field(default_factory=dict)  # why models were left out → how many
 
 
 def cheapest_for(
@@ -368,17 +399,19 @@ def cheapest_for(
     """The cheapest valid, priced model of a type with the capabilities asked for, by `cheapest_model`.
 
     Only enabled, active models are candidates unless `include_disabled` (GenFeed's users can only run
-    enabled ones). With `inputs`, the cost compared is that request's; models lacking one of the inputs
-    are not candidates.
+    enabled ones). With `inputs`, the cost compared is that request's; a model that lacks one of the inputs,
+    or cannot take a value given, is left out, and `refused` says why.
     """
     wanted = ModelFilter(category=category, capabilities=tuple(capabilities))
     if wanted.category not in ModelType.__members__.values():
         raise AdminError(f"type must be one of {', '.join(t.value for t in ModelType)}, not {category!r}")
     candidates = []
+    refused: Counter[str] = Counter()
     for row in wanted.select(rows):
         if not include_disabled and (not row.get("enabled") or row.get("status") != "active"):
             continue
-        if inputs and not _accepts(row, inputs):
+        if inputs and (why := refusal(row, inputs)):
+            refused[why] += 1
             continue
         candidates.append(row)
     priced = [priced_from_row(row, policy) for row in candidates]
@@ -389,6 +422,8 @@ def cheapest_for(
         inputs=dict(inputs) if inputs else None,
     )
     if winner is None:
-        return CheapestAnswer(None, None, len(candidates))
+        return CheapestAnswer(None, None, len(candidates), dict(refused.most_common()))
     row = next(row for row in candidates if row["id"] == winner.endpoint_id)
-    return CheapestAnswer(winner, estimate_request(row, inputs or {}), len(candidates))
+    return CheapestAnswer(
+        winner, estimate_request(row, inputs or {}), len(candidates), dict(refused.most_common())
+    )

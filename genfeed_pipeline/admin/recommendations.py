@@ -110,7 +110,7 @@ def report_for(rows: Mapping[str, Row], policy: PricingPolicy) -> pd.DataFrame:
     return build_report(
         priced,
         rows,
-        target_margin=policy.margin,
+        policy=policy,
         policy_enabled={endpoint_id: policy_enabled(model, policy) for endpoint_id, model in priced.items()},
     )
 

@@ -65,7 +65,7 @@ def profitability_report(
     report = build_report(
         priced_models.models,
         rows,
-        target_margin=policy.margin,
+        policy=policy,
         policy_enabled={eid: policy_enabled(m, policy) for eid, m in priced_models.models.items()},
     )
     by_category = summarize_by_category(report)

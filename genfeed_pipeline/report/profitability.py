@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from genfeed_pipeline.pricing import PricedModel
+from genfeed_pipeline.pricing import PricedModel, PricingPolicy, price_per_call
 
 MODEL_COLUMNS = [
     "endpoint_id",
@@ -64,7 +64,7 @@ def recommend(
     row: Mapping[str, Any] | None,
     *,
     fixed_price: Decimal | None,
-    target_margin: Decimal,
+    policy: PricingPolicy,
     policy_enabled: bool,
 ) -> Recommendation | None:
     endpoint_id = priced.model.endpoint_id if priced else str(row["id"]) if row else ""
@@ -72,7 +72,7 @@ def recommend(
     status = (row or {}).get("status") or (priced.model.status if priced else "active")
     cost = priced.cost_per_call if priced else None
     if fixed_price is not None and cost is not None:
-        suggested = (cost / (1 - target_margin)).quantize(Decimal("0.0001"), rounding="ROUND_CEILING")
+        suggested = price_per_call(cost, policy)
         if fixed_price < cost:
             return Recommendation(
                 endpoint_id, "reprice", f"fixed price ${fixed_price} is below fal cost ${cost}", suggested
@@ -94,7 +94,7 @@ def build_report(
     priced_models: Mapping[str, PricedModel],
     rows: Mapping[str, Mapping[str, Any]],
     *,
-    target_margin: Decimal,
+    policy: PricingPolicy,
     policy_enabled: Mapping[str, bool],
 ) -> pd.DataFrame:
     """One line per model: this run's catalog plus every fixed-price row of the table."""
@@ -108,7 +108,7 @@ def build_report(
             priced,
             row,
             fixed_price=fixed,
-            target_margin=target_margin,
+            policy=policy,
             policy_enabled=policy_enabled.get(endpoint_id, False),
         )
         records.append(
@@ -134,9 +134,7 @@ def build_report(
         if endpoint_id in priced_models:
             continue
         fixed = fixed_price_of(row.get("pricing"))
-        recommendation = recommend(
-            None, row, fixed_price=fixed, target_margin=target_margin, policy_enabled=False
-        )
+        recommendation = recommend(None, row, fixed_price=fixed, policy=policy, policy_enabled=False)
         if fixed is None and row.get("status") != "removed" and recommendation is None:
             continue
         records.append(
