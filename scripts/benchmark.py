@@ -40,7 +40,7 @@ from genfeed_pipeline.fal.catalog import DataSource  # noqa: E402
 from genfeed_pipeline.fal.client import FalClientSettings  # noqa: E402
 from genfeed_pipeline.fal.source import LiveCatalogSource  # noqa: E402
 from genfeed_pipeline.mapping import map_catalog  # noqa: E402
-from genfeed_pipeline.pricing import PricingPolicy, policy_enabled, price_catalog  # noqa: E402
+from genfeed_pipeline.pricing import PricingPolicy, evaluate, policy_enabled, price_catalog  # noqa: E402
 from genfeed_pipeline.settings import Deployment  # noqa: E402
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode  # noqa: E402
 from genfeed_pipeline.sync.store import CatalogStore  # noqa: E402
@@ -208,6 +208,23 @@ def dagster_refresh(base_url: str, openapi_url: str, workdir: Path) -> tuple[flo
     return seconds, maxrss_kb / 1024, summary
 
 
+def typical_request(card: dict) -> dict:
+    """A request that sets what the card reads: two outputs, a full-HD size, 8 seconds, 500 characters."""
+    quantity = card["quantity"]
+    request: dict = {"seed": 7}
+    if (count := quantity.get("count")) and count.get("input"):
+        request[count["input"]] = min(2, count.get("maximum") or 2)
+    size = quantity.get("size") or (quantity.get("video") or {}).get("size") or {}
+    if size.get("from") == "size":
+        request[size["input"]] = {"width": 1920, "height": 1080}
+    duration = quantity.get("duration") or (quantity.get("video") or {}).get("duration") or {}
+    if duration.get("input") and duration.get("default") is not None:
+        request[duration["input"]] = duration["default"]
+    for name in (quantity.get("text") or {}).get("inputs", [])[:1]:
+        request[name] = "x" * 500
+    return request
+
+
 def bench(size: int, results: Results, postgres_url: str | None, readers: int) -> None:
     with emulator(size) as (base_url, openapi_url), tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
@@ -245,6 +262,23 @@ def bench(size: int, results: Results, postgres_url: str | None, readers: int) -
         priced, price_seconds = timed(lambda: price_catalog(mapped, listing.prices, policy))
         rate = len(mapped) / (map_seconds + price_seconds)
         results.put("mapping + pricing", size, f"{rate:,.0f} models/s", "≥ 5,000 models/s")
+
+        requests = [
+            (model.rate_card, typical_request(model.rate_card))
+            for model in priced.values()
+            if model.rate_card
+        ]
+        rounds = max(1, 100_000 // max(1, len(requests)))
+        kinds = len({card["quantity"]["kind"] for card, _ in requests})
+        _, evaluate_seconds = timed(
+            lambda: [evaluate(card, inputs) for _ in range(rounds) for card, inputs in requests]
+        )
+        results.put(
+            "rate-card evaluations, one core",
+            size,
+            f"{rounds * len(requests) / evaluate_seconds:,.0f} /s ({kinds} kinds)",
+            "≥ 50,000 /s",
+        )
 
         fresh_s, resync_s, written = sync_into(
             f"sqlite:///{workdir / 'bench.sqlite3'}", priced, listing, policy
