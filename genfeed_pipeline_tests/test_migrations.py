@@ -184,7 +184,8 @@ def test_first_version_upgrades_by_the_command_without_losing_a_row(database_url
         )
         assert fal.input_schema == FAL_ROW["input_schema"] and fal.last_synced_at == FAL_ROW["last_synced_at"]
         assert app.managed_by is None and app.status == "active" and app.unit_price is None
-        assert app.pricing == {"fixedPrice": 0.04} and app.name == APP_ROW["name"] and app.enabled is True
+        assert app.pricing == {"fixedPrice": Decimal("0.04")} and app.name == APP_ROW["name"]
+        assert app.enabled is True
         assert run.run_id == SYNC_RUN["run_id"] and run.new_count == 1181 and run.held_count == 0
 
         # The app's own insert of the six original columns still works on the upgraded table.

@@ -3,6 +3,7 @@ are written as."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,45 @@ def json_text(value: Any) -> str:
         if isinstance(exc.__cause__, ValueError):
             raise exc.__cause__ from None
         raise
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def decimal_json_value(text: str) -> Any:
+    """JSON text parsed with every fractional number as an exact `Decimal` (integers stay `int`).
+
+    Text that is not standard JSON (the app may store anything in its own rows on SQLite) comes back as
+    it is, so that reading a row never fails because of it.
+    """
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return text
+
+
+class _DecimalJSONText(sa.types.TypeDecorator[Any]):
+    impl = sa.Text
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else decimal_json_value(value)
+
+
+class DecimalJSON(sa.types.TypeDecorator[Any]):
+    """JSON whose numbers read back exactly: `0.083334` is `Decimal("0.083334")`, never a binary float.
+
+    The engine's JSON deserializer (orjson, floats) stays as it is for the large schema columns; a SELECT of
+    this column reads its text instead and parses that. Written through the engine's serializer
+    (`json_text`); Python `None` is SQL NULL.
+    """
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def column_expression(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.type_coerce(sa.cast(column, sa.Text), _DecimalJSONText())
 
 
 class ExactDecimal(sa.types.TypeDecorator[Decimal]):
