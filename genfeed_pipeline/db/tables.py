@@ -37,6 +37,7 @@ models = sa.Table(
     sa.Column("unit_price", ExactDecimal, nullable=True),
     sa.Column("cost_per_call", ExactDecimal, nullable=True),
     sa.Column("price_per_call", ExactDecimal, nullable=True),
+    sa.Column("rate_card", DecimalJSON, nullable=True),
     sa.Column("cost_derivation", sa.Text, nullable=True),
     sa.Column("cost_confidence", sa.Text, nullable=True),
     sa.Column("price_flags", sa.JSON, nullable=True),
