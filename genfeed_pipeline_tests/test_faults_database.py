@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +295,6 @@ def test_rows_the_app_owns_survive_a_failed_sync(tmp_path: Path, postgres_url: s
 
         pipeline.refresh()
         rows = by_id(pipeline.snapshot())
-        assert rows["openai/gpt-image-1"]["pricing"] == {"fixedPrice": 0.05}
+        assert rows["openai/gpt-image-1"]["pricing"] == {"fixedPrice": Decimal("0.05")}
         assert rows[PRICED_TOO]["enabled"] == (not by_id(before)[PRICED_TOO]["enabled_by_sync"])
         assert rows[PRICED_TOO]["operator_enabled"] is not None

@@ -8,9 +8,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+from genfeed_pipeline.db.types import json_text
 
 
 def create_catalog_engine(url: str, **options: Any) -> sa.Engine:
@@ -21,7 +19,8 @@ def create_catalog_engine(url: str, **options: Any) -> sa.Engine:
     """
     parsed = sa.make_url(url)
     # JSON columns hold whole schemas: orjson encodes them several times faster than the json module.
-    options.setdefault("json_serializer", _json_text)
+    # Decimals are written as exact JSON numbers; `DecimalJSON` columns read them back as Decimals.
+    options.setdefault("json_serializer", json_text)
     options.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

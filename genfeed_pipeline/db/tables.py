@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from genfeed_pipeline.db.types import ExactDecimal, UtcDateTime
+from genfeed_pipeline.db.types import DecimalJSON, ExactDecimal, UtcDateTime
 
 metadata = sa.MetaData()
 
@@ -24,7 +24,7 @@ models = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("provider", sa.String(64), nullable=False),
     sa.Column("category", sa.String(32), nullable=False),
-    sa.Column("pricing", sa.JSON, nullable=True),
+    sa.Column("pricing", DecimalJSON, nullable=True),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     # Added by the pipeline: every column is nullable or has a default.
     sa.Column("managed_by", sa.String(32), nullable=True),
@@ -37,6 +37,7 @@ models = sa.Table(
     sa.Column("unit_price", ExactDecimal, nullable=True),
     sa.Column("cost_per_call", ExactDecimal, nullable=True),
     sa.Column("price_per_call", ExactDecimal, nullable=True),
+    sa.Column("rate_card", DecimalJSON, nullable=True),
     sa.Column("cost_derivation", sa.Text, nullable=True),
     sa.Column("cost_confidence", sa.Text, nullable=True),
     sa.Column("price_flags", sa.JSON, nullable=True),

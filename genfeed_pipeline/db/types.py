@@ -1,13 +1,86 @@
-"""Column types that keep money exact on every database the pipeline supports."""
+"""Column types that keep money exact on every database the pipeline supports, and the JSON text they
+are written as."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+
+
+def decimal_number_text(value: Decimal) -> str:
+    """`value` as JSON number text, exactly: no exponent, no trailing zeros, no negative zero
+    (`2E+1` → `20`, `0.0830` → `0.083`, `-0.00` → `0`).
+
+    Not `Decimal.normalize()`, which rounds to the context's 28 digits.
+    """
+    if not value.is_finite():
+        raise ValueError(f"{value!r} cannot be written as a JSON number: money must be a finite decimal")
+    if value.is_zero():
+        return "0"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(decimal_number_text(value))
+    return str(value)
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of every JSON column: a `Decimal` as its exact number, anything orjson cannot encode
+    as its `str()`. Raises ValueError for a NaN or infinite `Decimal`."""
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, ValueError):
+            raise exc.__cause__ from None
+        raise
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def decimal_json_value(text: str) -> Any:
+    """JSON text parsed with every fractional number as an exact `Decimal` (integers stay `int`).
+
+    Text that is not standard JSON (the app may store anything in its own rows on SQLite) comes back as
+    it is, so that reading a row never fails because of it.
+    """
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return text
+
+
+class _DecimalJSONText(sa.types.TypeDecorator[Any]):
+    impl = sa.Text
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else decimal_json_value(value)
+
+
+class DecimalJSON(sa.types.TypeDecorator[Any]):
+    """JSON whose numbers read back exactly: `0.083334` is `Decimal("0.083334")`, never a binary float.
+
+    The engine's JSON deserializer (orjson, floats) stays as it is for the large schema columns; a SELECT of
+    this column reads its text instead and parses that. Written through the engine's serializer
+    (`json_text`); Python `None` is SQL NULL.
+    """
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def column_expression(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.type_coerce(sa.cast(column, sa.Text), _DecimalJSONText())
 
 
 class ExactDecimal(sa.types.TypeDecorator[Decimal]):

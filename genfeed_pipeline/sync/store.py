@@ -14,12 +14,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from genfeed_pipeline.db.migrate import upgrade_to_head
 from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models, sync_runs
-from genfeed_pipeline.db.types import UtcDateTime
+from genfeed_pipeline.db.types import UtcDateTime, json_text
 from genfeed_pipeline.fal.catalog import utc_now
 from genfeed_pipeline.mapping.diff import SchemaChange
 from genfeed_pipeline.mapping.model import GenFeedModel
@@ -242,9 +241,11 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[Row]) -> 
 
 
 def _copy_encoder(column_type: sa.types.TypeEngine) -> Callable[[Any], Any]:
-    """COPY takes text: JSON columns get their JSON text, every other value psycopg's own adaptation."""
-    if isinstance(column_type, sa.JSON):
-        return lambda value: None if value is None else orjson.dumps(value, default=str).decode()
+    """COPY takes text: JSON columns get the JSON text the engine writes, every other value psycopg's own
+    adaptation."""
+    stored_as = column_type.impl_instance if isinstance(column_type, sa.types.TypeDecorator) else column_type
+    if isinstance(stored_as, sa.JSON):
+        return lambda value: None if value is None else json_text(value)
     if isinstance(column_type, UtcDateTime):
         return lambda value: None if value is None else column_type.process_bind_param(value, None)
     return lambda value: value
