@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from genfeed_pipeline import exact_json
 from genfeed_pipeline.admin import (
     AdminError,
     ModelFilter,
@@ -350,7 +351,7 @@ def _show(args: argparse.Namespace) -> int:
         ("cost/call", f"{_money(row.get('cost_per_call'))} ({row.get('cost_confidence') or '-'})"),
         ("derivation", row.get("cost_derivation")),
         ("price/call", _money(row.get("price_per_call"))),
-        ("pricing", json.dumps(row.get("pricing")) if row.get("pricing") else None),
+        ("pricing", exact_json.dumps(row.get("pricing")) if row.get("pricing") else None),
         ("flags", "; ".join(row.get("price_flags") or []) or None),
         ("capabilities", ", ".join(sorted(row_capabilities(row))) or None),
         (

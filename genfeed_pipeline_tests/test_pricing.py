@@ -343,7 +343,7 @@ def test_sizes_from_aspect_ratio_and_resolution_are_approximate() -> None:
         ModelType.IMAGE,
         {
             "aspect_ratio": {"type": "string", "enum": ["1:1", "16:9"], "default": "1:1"},
-            "resolution": {"type": "string", "enum": ["1K", "2K", "4K"], "default": "1K"},
+            "resolution": {"type": "string", "enum": ["1K", "2K", "4K", "1080p"], "default": "1K"},
         },
     )
     one_k = evaluation(imagen, "0.01", "megapixels")
@@ -871,10 +871,10 @@ def test_bundled_snapshot_prices_through_the_mapper(tmp_path: Any) -> None:
             assert item.price_per_call >= item.cost_per_call
             assert item.rate_card is not None
             assert all(isinstance(value, Decimal) for key, value in item.billing.items() if key != "unit")
-        if item.unit_raw is not None and item.unit_raw.strip() in {"units", "credits", "", "1"}:
-            assert not item.priced
         else:
             assert item.rate_card is None and item.billing == {}
+        if item.unit_raw is not None and item.unit_raw.strip() in {"units", "credits", "", "1"}:
+            assert not item.priced
     flux = priced["fal-ai/flux/dev"]
     assert (flux.unit_price, flux.unit) == (D("0.025"), "megapixel")
     assert flux.cost_per_call == D("0.025") and flux.price_per_call == D("0.0834")

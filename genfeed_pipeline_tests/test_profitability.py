@@ -44,7 +44,7 @@ def test_report_covers_dynamic_and_fixed_price_models(priced_snapshot) -> None:
     report = build_report(
         priced,
         rows,
-        target_margin=policy.margin,
+        policy=policy,
         policy_enabled={eid: policy_enabled(m, policy) for eid, m in priced.items()},
     )
     assert len(report) == len(priced) + 1  # plus the non-fal fixed-price row
@@ -75,7 +75,7 @@ def test_markdown_escapes_text_from_fal() -> None:
 
 def test_median_cost_per_call_by_type_on_the_snapshot(priced_snapshot) -> None:
     priced, policy = priced_snapshot
-    report = build_report(priced, {}, target_margin=policy.margin, policy_enabled={})
+    report = build_report(priced, {}, policy=policy, policy_enabled={})
     by_type = summarize_by_category(report).set_index("category")
     assert by_type.loc["image", "median_fal_cost"] > 0
     assert by_type.loc["video", "median_fal_cost"] > by_type.loc["image", "median_fal_cost"]

@@ -194,7 +194,10 @@ def _round_trip(url: str, cards: Mapping[str, dict[str, Any]]) -> dict[str, Any]
         with engine.begin() as connection:
             insert_rows(connection, models, rows)
         with engine.connect() as connection:
-            return dict(connection.execute(sa.select(models.c.id, models.c.rate_card)).tuples().all())
+            return {
+                row.id: row.rate_card
+                for row in connection.execute(sa.select(models.c.id, models.c.rate_card))
+            }
     finally:
         engine.dispose()
 

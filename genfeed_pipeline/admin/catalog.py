@@ -249,43 +249,43 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _fits(kind: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return kind == "boolean"
+    if kind == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return isinstance(value, _JSON_TYPES.get(kind, ()))
+
+
 def _value_problem(node: Mapping[str, Any], value: Any) -> str | None:
     """Why `value` does not fit a normalised schema node (type, enum, range), or None when it does."""
     alternatives = [node, *[a for a in node.get("any_of") or () if isinstance(a, Mapping)]]
     types = {a.get("type") for a in alternatives if a.get("type") not in (None, "any")}
-    if value is None and node.get("nullable"):
+    if value is None:
         return None
-    if types:
-        fits = any(
-            isinstance(value, _JSON_TYPES[kind])
-            and not (isinstance(value, bool) and kind in ("integer", "number"))
-            and not (kind == "integer" and isinstance(value, float) and not value.is_integer())
-            for kind in types
-            if kind in _JSON_TYPES
-        )
-        if not fits:
-            return f"must be {' or '.join(sorted(types))}, not {value!r}"
-    choices = _choices(node)
-    free_text = any(a.get("type") == "string" and not a.get("enum") for a in alternatives)
-    if choices and not free_text and value not in choices:
-        return f"must be one of {', '.join(str(choice) for choice in choices)}, not {value!r}"
-    number = (
-        to_decimal(value)
-        if isinstance(value, int | float | Decimal) and not isinstance(value, bool)
-        else None
-    )
-    if number is not None:
-        low, high = to_decimal(node.get("minimum")), to_decimal(node.get("maximum"))
-        if (low is not None and number < low) or (high is not None and number > high):
-            shown_low = "" if low is None else f"{low.normalize():f}"
-            shown_high = "" if high is None else f"{high.normalize():f}"
-            allowed = (
-                f"from {shown_low} to {shown_high}"
-                if low is not None and high is not None
-                else (f"at least {shown_low}" if low is not None else f"at most {shown_high}")
-            )
-            return f"must be {allowed}, not {value!r}"
-    return None
+    if types and not any(_fits(kind, value) for kind in types):
+        return f"must be {' or '.join(sorted(types))}, not {value!r}"
+    if isinstance(value, str):
+        choices = _choices(node)
+        free_text = any(a.get("type") == "string" and not a.get("enum") for a in alternatives)
+        if choices and not free_text and value not in choices:
+            return f"must be one of {', '.join(str(choice) for choice in choices)}, not {value!r}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    number = to_decimal(value)
+    low, high = to_decimal(node.get("minimum")), to_decimal(node.get("maximum"))
+    if number is None or ((low is None or number >= low) and (high is None or number <= high)):
+        return None
+    what = "an integer" if "integer" in types else "a number"
+    if low is not None and high is not None:
+        allowed = f"{what} from {low.normalize():f} to {high.normalize():f}"
+    elif low is not None:
+        allowed = f"{what} of at least {low.normalize():f}"
+    else:
+        allowed = f"{what} of at most {high.normalize():f}" if high is not None else what
+    shown = int(number) if number == number.to_integral_value() else value
+    return f"must be {allowed}, not {shown}"
 
 
 def check_inputs(model: GenFeedModel, inputs: Mapping[str, Any]) -> None:

@@ -8,40 +8,12 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from genfeed_pipeline.exact_json import dumps as json_text
 
-def decimal_number_text(value: Decimal) -> str:
-    """`value` as JSON number text, exactly: no exponent, no trailing zeros, no negative zero
-    (`2E+1` → `20`, `0.0830` → `0.083`, `-0.00` → `0`).
-
-    Not `Decimal.normalize()`, which rounds to the context's 28 digits.
-    """
-    if not value.is_finite():
-        raise ValueError(f"{value!r} cannot be written as a JSON number: money must be a finite decimal")
-    if value.is_zero():
-        return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(decimal_number_text(value))
-    return str(value)
-
-
-def json_text(value: Any) -> str:
-    """The JSON text of every JSON column: a `Decimal` as its exact number, anything orjson cannot encode
-    as its `str()`. Raises ValueError for a NaN or infinite `Decimal`."""
-    try:
-        return orjson.dumps(value, default=_json_default).decode()
-    except orjson.JSONEncodeError as exc:
-        if isinstance(exc.__cause__, ValueError):
-            raise exc.__cause__ from None
-        raise
+__all__ = ["DecimalJSON", "ExactDecimal", "UtcDateTime", "decimal_json_value", "json_text"]
 
 
 def _not_json(constant: str) -> Any:
