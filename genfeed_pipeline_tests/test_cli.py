@@ -75,7 +75,10 @@ def test_estimate_flux_dev_by_hand(catalog: Catalog, capsys: pytest.CaptureFixtu
         (["estimate", FLUX_DEV, "--inputs", "[2]"], "must be a JSON object"),
         (["estimate", FLUX_DEV, "--inputs", '{"num_image": 2}'], "has no input 'num_image'"),
         (["estimate", FLUX_DEV, "--inputs", '{"image_size": "huge"}'], "image_size must be one of square_hd"),
-        (["estimate", FLUX_DEV, "--inputs", '{"num_images": 1e9}'], "num_images must be an integer from 1 to 4, not 1000000000"),
+        (
+            ["estimate", FLUX_DEV, "--inputs", '{"num_images": 1e9}'],
+            "num_images must be an integer from 1 to 4, not 1000000000",
+        ),
         (
             ["estimate", FLUX_DEV, "--inputs", '{"image_size": {"width": -5, "height": 512}}'],
             "image_size.width must be an integer of at least 1, not -5",

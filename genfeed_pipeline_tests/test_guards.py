@@ -37,6 +37,7 @@ PRICE_UP_6 = "fal-ai/flux/schnell"
 PRICE_UP_4 = "fal-ai/flux-pro/v1.1"
 UNIT_CHANGED = "fal-ai/ideogram/v2/turbo"
 REMOVED = "fal-ai/stable-diffusion-v35-large"
+QUANTITY_RULE_CHANGED = "fal-ai/clarity-upscaler"  # gains a num_images input: same cost, a new rule
 SECRET = "webhook-secret-for-tests-3c1f"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -63,6 +64,10 @@ def retype_steps(schema: dict[str, Any]) -> None:
 
 def add_optional_style(schema: dict[str, Any]) -> None:
     schema["properties"]["style_preset"] = {"type": "string", "description": "a new optional input"}
+
+
+def add_output_count(schema: dict[str, Any]) -> None:
+    schema["properties"]["num_images"] = {"type": "integer", "default": 1, "minimum": 1, "maximum": 4}
 
 
 def table_rows(engine: sa.Engine) -> dict[str, dict[str, Any]]:
@@ -116,6 +121,7 @@ def test_two_refreshes_flag_exactly_the_mutated_models(pipeline, fal_emulator: F
     mutate_schema(fal_emulator, REQUIRED_INPUT_REMOVED, remove_prompt)
     mutate_schema(fal_emulator, TYPE_CHANGED, retype_steps)
     mutate_schema(fal_emulator, OPTIONAL_INPUT_ADDED, add_optional_style)
+    mutate_schema(fal_emulator, QUANTITY_RULE_CHANGED, add_output_count)
     for endpoint_id, factor in ((PRICE_UP_6, Decimal("1.06")), (PRICE_UP_4, Decimal("1.04"))):
         price = catalog.prices[endpoint_id]
         catalog.set_price(endpoint_id, Decimal(str(price["unit_price"])) * factor, price["unit"])
@@ -133,7 +139,17 @@ def test_two_refreshes_flag_exactly_the_mutated_models(pipeline, fal_emulator: F
 
     drift = checks["pricing_drift"]
     assert not drift.passed
-    assert drift.metadata["drifted_models"].value == sorted([PRICE_UP_6, UNIT_CHANGED])
+    assert drift.metadata["drifted_models"].value == sorted([PRICE_UP_6, UNIT_CHANGED, QUANTITY_RULE_CHANGED])
+    rule_change = next(
+        row
+        for row in drift.metadata["drift"].value.records
+        if row.data["endpoint_id"] == QUANTITY_RULE_CHANGED
+    )
+    assert rule_change.data["field"] == "quantity" and '"input":null' in rule_change.data["old"]
+    assert '"input":"num_images"' in rule_change.data["new"]
+    assert Decimal(table_rows(engine)[QUANTITY_RULE_CHANGED]["cost_per_call"]) == Decimal(
+        before[QUANTITY_RULE_CHANGED]["cost_per_call"]
+    )
     assert checks["catalog_completeness"].passed and checks["unique_endpoint_ids"].passed
     assert checks["cloud_price_not_below_cost"].passed
 

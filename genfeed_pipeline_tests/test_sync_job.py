@@ -11,9 +11,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from genfeed_pipeline import exact_json
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import upgrade_to_head
 from genfeed_pipeline.definitions import build_definitions
+from genfeed_pipeline.pricing import evaluate
+from genfeed_pipeline.pricing.rate_card import schema_errors
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
 from genfeed_pipeline_tests.fal_emulator import FalEmulator
@@ -124,6 +127,7 @@ def test_refresh_syncs_exactly_the_expected_rows(
         assert Decimal(schnell["cost_per_call"]) == Decimal("0.003")  # landscape_4_3: 0.75 MP → 1 MP
         assert Decimal(schnell["price_per_call"]) == Decimal("0.01")  # 0.003 ÷ 0.3
         assert bool(rows[OPERATOR_DISABLED]["enabled"]) is True
+        assert_pricing_contract(engine)
 
         # Between the runs: fal adds, removes and reprices; an operator disables a model.
         catalog.add_model(
@@ -177,6 +181,39 @@ def test_refresh_syncs_exactly_the_expected_rows(
             ("full", "live", 0, 0),
         ]
     engine.dispose()
+
+
+def assert_pricing_contract(engine: sa.Engine) -> None:
+    """The contract's `pricing` and `rate_card` paragraphs, read from the raw column text."""
+    query = sa.text(
+        "SELECT id, managed_by, CAST(pricing AS TEXT) AS pricing, CAST(rate_card AS TEXT) AS rate_card, "
+        "unit, cost_per_call, price_per_call FROM models WHERE provider = 'fal'"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    cards = 0
+    for row in rows:
+        card = exact_json.loads(row["rate_card"]) if row["rate_card"] not in (None, "null") else None
+        assert (card is None) == (row["cost_per_call"] is None), row["id"]
+        if card is None:
+            continue
+        cards += 1
+        assert schema_errors(card) == [], row["id"]
+        at_defaults = evaluate(card)
+        assert at_defaults.cost == Decimal(row["cost_per_call"]), row["id"]
+        assert Decimal(row["cost_per_call"]).as_tuple().exponent >= -10, row["id"]
+        assert at_defaults.price == Decimal(row["price_per_call"]), row["id"]
+        if row["managed_by"] is None:
+            continue
+        pricing = exact_json.loads(row["pricing"])
+        prices = {key: value for key, value in pricing.items() if key != "unit"}
+        assert prices and all(isinstance(value, int | Decimal) for value in prices.values()), row["id"]
+        assert not any(isinstance(value, str) for value in prices.values()), row["id"]
+        assert ("perMegapixel" in pricing) == (card["quantity"]["kind"] == "megapixel"), row["id"]
+    assert cards == 676  # every model priced before rate cards keeps one
+    schnell = next(row for row in rows if row["id"] == REPRICED_MODEL)
+    assert exact_json.loads(schnell["pricing"]) == {"image": Decimal("0.01"), "perMegapixel": Decimal("0.01")}
+    assert '"image":0.01' in schnell["pricing"].replace(" ", "")  # a number, exactly as written
 
 
 def test_migration_adopts_the_app_table_and_is_idempotent(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ are written as."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
@@ -12,16 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from genfeed_pipeline.exact_json import dumps as json_text
+from genfeed_pipeline.exact_json import loads
 
 __all__ = ["DecimalJSON", "ExactDecimal", "UtcDateTime", "decimal_json_value", "json_text"]
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
-# One decoder for every read: json.loads with arguments builds a new one each call, twice the time.
-_DECIMAL_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json)
 
 
 def decimal_json_value(text: str) -> Any:
@@ -31,7 +23,7 @@ def decimal_json_value(text: str) -> Any:
     it is, so that reading a row never fails because of it.
     """
     try:
-        return _DECIMAL_JSON.decode(text)
+        return loads(text)
     except (ValueError, RecursionError):
         return text
 
