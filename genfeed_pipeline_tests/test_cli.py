@@ -1,4 +1,5 @@
-"""`genfeed-catalog` against a synced catalog: every command, its output, its JSON and its errors."""
+"""`genfeed-catalog` against a synced catalog: every command that reads or operates the table, its output,
+its JSON and its errors. `refresh` is tested in `test_cli_refresh.py`, `migrate` in `test_migrations.py`."""
 
 from __future__ import annotations
 

@@ -179,8 +179,8 @@ def test_refresh_then_a_backfill_of_three_endpoints_from_the_command_line(
     engine = create_catalog_engine(database_url)
     first = snapshot_tables(engine)
     rows = first["models"]
-    assert (summary["deployment"], summary["source"], summary["mode"]) == ("cloud", "live", "full")
     assert int(summary["endpoints"]) == endpoints_at_fal == len(rows) == 1182
+    assert (summary["deployment"], summary["source"], summary["mode"]) == ("cloud", "live", "full")
     assert int(summary["rows"]) == len(rows)
     assert int(summary["enabled"]) == sum(1 for row in rows if row["enabled"])
     assert int(summary["valid"]) == sum(1 for row in rows if row["validation_errors"] is None)
