@@ -27,9 +27,13 @@ def shared_dir() -> Path | None:
 
 @pytest.fixture
 def fal_data_dir() -> Path:
+    """The raw fal data, for the checks that rebuild the snapshot or compare the bundled copies with it."""
     shared = shared_dir()
     if shared is None:
-        pytest.skip("../shared/fal-data is absent (a user's clone): this test reads the raw fal data")
+        pytest.skip(
+            "../shared/fal-data is absent (a user's clone): this check compares the bundled data with "
+            "the raw fal data it was built from"
+        )
     return shared / "fal-data"
 
 

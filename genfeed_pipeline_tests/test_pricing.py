@@ -43,6 +43,7 @@ from genfeed_pipeline.pricing import (
 )
 from genfeed_pipeline.pricing.terms import terms_for
 from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline_tests.fal_data import collected_price_units
 
 D = Decimal
 CLOUD = PricingPolicy(Deployment.CLOUD)
@@ -242,14 +243,16 @@ def test_zero_per_compute_second_is_not_priceable() -> None:
     assert normalize_unit("compute seconds", D("0.00125")).priceable
 
 
-def test_every_unit_string_in_the_collected_prices_is_handled(fal_data_dir: Any) -> None:
-    records = json.loads((fal_data_dir / "pricing.json").read_text())["prices"]
-    for record in records:
-        unit = normalize_unit(record["unit"])
-        assert isinstance(unit, BillingUnit)
-        if record["source"] in {"videosos_2025-10-30", "nunomen_2026-01-04", "inference-sh-grid_2026"}:
-            ambiguous = (record["unit"] or "").strip() in {"units", "credits", "", "1"}
-            assert unit.priceable is not ambiguous, record["unit"]
+def test_every_unit_string_in_the_collected_prices_is_handled() -> None:
+    units_by_source = collected_price_units()
+    assert sum(len(units) for units in units_by_source.values()) == 62
+    for source, units in units_by_source.items():
+        for raw in units:
+            unit = normalize_unit(raw)
+            assert isinstance(unit, BillingUnit)
+            if source in {"videosos_2025-10-30", "nunomen_2026-01-04", "inference-sh-grid_2026"}:
+                ambiguous = (raw or "").strip() in {"units", "credits", "", "1"}
+                assert unit.priceable is not ambiguous, raw
 
 
 # -- megapixels ----------------------------------------------------------------------------------------------
