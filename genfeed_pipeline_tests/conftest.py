@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,13 @@ def shared_dir() -> Path | None:
 
 @pytest.fixture
 def fal_data_dir() -> Path:
+    """The raw fal data, for the checks that rebuild the snapshot or compare the bundled copies with it."""
     shared = shared_dir()
     if shared is None:
-        pytest.skip("../shared/fal-data is absent (a user's clone): this test reads the raw fal data")
+        pytest.skip(
+            "../shared/fal-data is absent (a user's clone): this check compares the bundled data with "
+            "the raw fal data it was built from"
+        )
     return shared / "fal-data"
 
 
@@ -67,6 +72,19 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "genfeed-data"
     path.mkdir()
     return path
+
+
+def require_tools(*names: str, package: str) -> list[str]:
+    """The paths of the named executables. A missing one skips the test with a message, except under
+    `CI=true`, where `.ci/run` installs them and a missing one fails the test."""
+    found = {name: shutil.which(name) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        message = f"{' and '.join(missing)} not installed (Debian package: {package})"
+        if IN_CI:
+            pytest.fail(f"{message}; under CI=true every tool the tests use must be present")
+        pytest.skip(message)
+    return [path for path in found.values() if path is not None]
 
 
 def _postgres_unavailable(reason: str) -> None:

@@ -2,8 +2,10 @@
 
 Uses Debian's `chromium` and `chromium-driver` (installed by `.ci/run`), never a downloaded browser. Starts
 the fal emulator and `dagster dev` on 127.0.0.1, opens the UI headless, launches the job from the
-launchpad, waits for success, and reads from the pages that more than 1,000 fal models were synced and
-that the checks ran. Screenshots land in `test-artifacts/browser/`.
+launchpad, follows the run it launched (its id from the URL) to success, and reads from the pages that the
+emulated catalog's 1,182 fal models were synced and that `unique_endpoint_ids` passed. The run's status and
+its check result are also read from the UI's own GraphQL API, by that run id, so that no other run's result
+can stand in for it. Screenshots land in `test-artifacts/browser/`.
 """
 
 from __future__ import annotations
@@ -167,6 +169,44 @@ def _click_launch(driver) -> None:
     raise AssertionError("no enabled 'Launch run' button on the launchpad")
 
 
+RUN_URL = re.compile(r"/runs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+RUN_STATUS = "query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+CHECK_EXECUTIONS = """query ($check: String!) {
+  assetCheckExecutions(assetKey: {path: ["models_table"]}, checkName: $check, limit: 20) {
+    runId status evaluation { success }
+  }
+}"""
+
+
+def _graphql(ui: str, query: str, **variables: str) -> dict:
+    response = httpx.post(f"{ui}/graphql", json={"query": query, "variables": variables}, timeout=30)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def _launched_run_id(driver) -> str:
+    """The launchpad opens the page of the run it launched: `/runs/<run id>`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = RUN_URL.search(driver.current_url)
+        if match:
+            return match.group(1)
+        time.sleep(0.5)
+    raise AssertionError(f"the launchpad did not open a run page; the browser is at {driver.current_url}")
+
+
+def _run_status(ui: str, run_id: str, timeout: float) -> str:
+    """The run's status once it has finished (or whatever it is when `timeout` runs out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _graphql(ui, RUN_STATUS, id=run_id)["runOrError"]["status"]
+        if status in {"SUCCESS", "FAILURE", "CANCELED"} or time.monotonic() > deadline:
+            return status
+        time.sleep(2)
+
+
 def test_launch_refresh_from_the_ui_and_read_the_result(dagster_ui: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -176,21 +216,29 @@ def test_launch_refresh_from_the_ui_and_read_the_result(dagster_ui: str) -> None
     try:
         driver.get(f"{dagster_ui}/locations/genfeed_pipeline/jobs/refresh_fal_catalog/playground")
         _click_launch(driver)
-        _wait_text(driver, r"\bSuccess\b", timeout=300)
+        run_id = _launched_run_id(driver)
+        assert _run_status(dagster_ui, run_id, timeout=300) == "SUCCESS"
+        driver.get(f"{dagster_ui}/runs/{run_id}")
+        _wait_text(driver, r"\bSuccess\b", timeout=60)
         driver.save_screenshot(str(ARTIFACTS / "2-run-succeeded.png"))
 
         driver.get(f"{dagster_ui}/assets/models_table")
         new_models = _wait_text(driver, r"\nnew\n[^\n]*\n([\d,]+)\n", timeout=60)
         synced_rows = _wait_text(driver, r"\ntable_rows\n[^\n]*\n([\d,]+)\n", timeout=10)
-        assert int(new_models.group(1).replace(",", "")) > 1000
-        assert int(synced_rows.group(1).replace(",", "")) > 1000
+        assert int(new_models.group(1).replace(",", "")) == 1182  # the snapshot's endpoints, an empty table
+        assert int(synced_rows.group(1).replace(",", "")) == 1182
         driver.save_screenshot(str(ARTIFACTS / "3-models-table.png"))
 
         driver.get(f"{dagster_ui}/assets/models_table?view=checks")
         _wait_text(driver, r"unique_endpoint_ids", timeout=60)
         checks_page = driver.find_element(By.TAG_NAME, "body").text
         assert "enabled_models_valid_and_priced" in checks_page
-        assert re.search(r"unique_endpoint_ids\n(Succeeded|Failed|Warning)", checks_page), checks_page[:2000]
+        assert re.search(r"unique_endpoint_ids\nSucceeded", checks_page), checks_page[:2000]
+        executions = _graphql(dagster_ui, CHECK_EXECUTIONS, check="unique_endpoint_ids")[
+            "assetCheckExecutions"
+        ]
+        ours = [execution for execution in executions if execution["runId"] == run_id]
+        assert ours == [{"runId": run_id, "status": "SUCCEEDED", "evaluation": {"success": True}}], executions
         driver.save_screenshot(str(ARTIFACTS / "4-models-table-checks.png"))
 
         driver.get(f"{dagster_ui}/assets/profitability_report")

@@ -158,18 +158,26 @@ def test_show(catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cheapest(catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
+    """Winners worked out from the snapshot's prices. The enabled, active image models with LoRA are 37;
+    the cheapest at their defaults are fal-ai/qwen-image and fal-ai/qwen-image/image-to-image, both $0.02
+    per megapixel × 1 MP (landscape_4_3, 1024×768 = 786,432 px) = $0.02 (the next, flux-kontext-lora and
+    flux-krea-lora, $0.035); the tie goes to the lower id. Cloud: $0.02 ÷ 0.30 = $0.0666… → $0.0667.
+    Two square_hd images: fal-ai/sana, $0.001 per megapixel × 1 MP (1024×1024) × 2 = $0.002, the
+    snapshot's lowest megapixel price for an image model that takes image_size and num_images;
+    cloud $0.002 ÷ 0.30 = $0.00666… → $0.0067."""
     best = run_json(capsys, "cheapest", "--type", "image", "--capability", "lora")
-    cost = Decimal(best["estimate"]["cost"])
-    loras = run_json(
-        capsys, "list", "--type", "image", "--capability", "lora", "--enabled", "--status", "active"
-    )
-    assert cost == min(Decimal(m["cost_per_call"]) for m in loras if m["cost_per_call"] is not None)
-    assert best["endpoint_id"] in {m["id"] for m in loras}
+    assert (best["endpoint_id"], best["candidates"]) == ("fal-ai/qwen-image", 37)
+    estimate = best["estimate"]
+    assert (estimate["unit_price"], estimate["unit"], estimate["quantity"]) == ("0.02", "megapixel", "1")
+    assert Decimal(estimate["cost"]) == Decimal("0.02")
+    assert Decimal(estimate["cloud_price"]) == Decimal("0.0667")
 
     request = run_json(capsys, "cheapest", "--type", "image", "--inputs", TWO_SQUARE_HD)
-    assert Decimal(request["estimate"]["cost"]) > 0 and request["estimate"]["inputs"] == json.loads(
-        TWO_SQUARE_HD
-    )
+    assert request["endpoint_id"] == "fal-ai/sana"
+    assert request["estimate"]["inputs"] == json.loads(TWO_SQUARE_HD)
+    assert Decimal(request["estimate"]["quantity"]) == 2
+    assert Decimal(request["estimate"]["cost"]) == Decimal("0.002")
+    assert Decimal(request["estimate"]["cloud_price"]) == Decimal("0.0067")
     code, out, _ = run(capsys, "cheapest", "--type", "image", "--capability", "seed")
     assert code == 0 and out.startswith("cheapest enabled, active image model with seed (")
     code, _, err = run(capsys, "cheapest", "--type", "3d", "--capability", "lora")

@@ -97,7 +97,9 @@ def test_dagster_cli_loads_the_code_location() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_schedule_tick_requests_a_refresh() -> None:
+def test_schedule_tick_requests_a_full_refresh_of_every_endpoint() -> None:
+    """A tick asks for one run of the whole `refresh_fal_catalog` job with no run config, which resolves
+    to the defaults: every endpoint (no `endpoint_ids`), the incremental skip, and a `full` sync."""
     from genfeed_pipeline import defs
 
     schedule = defs.resolve_schedule_def("refresh_fal_catalog_schedule")
@@ -105,8 +107,16 @@ def test_schedule_tick_requests_a_refresh() -> None:
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 11, 24, 6)
         )
-        requests = schedule.evaluate_tick(context).run_requests
-    assert len(requests) == 1
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.job_name in (None, "refresh_fal_catalog") and schedule.job_name == "refresh_fal_catalog"
+    assert request.asset_selection is None and request.partition_key is None
+    assert request.tags == {"dagster/schedule_name": "refresh_fal_catalog_schedule"}
+    job = defs.resolve_job_def(schedule.job_name)
+    assert job.tags == {"genfeed/pipeline": "catalog_refresh"}  # the run carries both sets of tags
+    assert request.run_config == {}
+    ops = dg.validate_run_config(job, request.run_config)["ops"]
+    assert ops["discover_fal_catalog"]["config"] == {"full_refresh": False}
+    assert ops["models_table"]["config"] == {"mode": "full"}
 
 
 def test_settings_choose_live_or_offline_and_never_read_the_key(tmp_path: Path) -> None:

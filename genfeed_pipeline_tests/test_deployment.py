@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +33,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from genfeed_pipeline_tests.conftest import TEST_FAL_KEY, private_postgres_database
+from genfeed_pipeline_tests.conftest import TEST_FAL_KEY, private_postgres_database, require_tools
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = REPO_ROOT / "deploy"
@@ -892,9 +891,7 @@ def test_scale_out_workspace_validates() -> None:
 
 def test_systemd_units_verify(tmp_path: Path) -> None:
     """The unit files in deploy/systemd pass `systemd-analyze verify` (paths pointed at this checkout)."""
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed: cannot verify the unit files")
+    (analyze,) = require_tools("systemd-analyze", package="systemd")
     units = sorted((DEPLOY / "systemd").glob("*.service"))
     assert {unit.name for unit in units} == {
         "genfeed-dagster-daemon.service",

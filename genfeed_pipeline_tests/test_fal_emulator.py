@@ -182,6 +182,15 @@ def walk(http: httpx.Client, fal: FalEmulator, params: list[tuple[str, str]]) ->
         cursor = page["next_cursor"]
 
 
+def wait_until_idle(fal: FalEmulator) -> None:
+    """Until every request the emulator took has been answered or dropped (it counts a request out just
+    after its response is sent, so a client may see the answer first)."""
+    deadline = time.monotonic() + 10
+    while fal.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fal.in_flight == 0
+
+
 def error_of(response: httpx.Response) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/json"
     body = response.json()
@@ -630,13 +639,18 @@ def test_html_fault_answers_a_challenge_page(http: httpx.Client, fal: FalEmulato
 
 
 def test_delay_fault_outlasts_a_client_timeout(http: httpx.Client, fal: FalEmulator) -> None:
-    fal.inject(Fault(path="/v1/models", kind="delay", delay=0.6))
+    """One request takes the delay: the next is answered first, while the delayed one is still waiting."""
+    fal.inject(Fault(path="/v1/models", kind="delay", delay=1.0))
 
     with pytest.raises(httpx.ReadTimeout):
         http.get(f"{fal.base_url}/models", timeout=0.2)
-    started = time.monotonic()
+    assert fal.faults == []
     assert http.get(f"{fal.base_url}/models").status_code == 200
-    assert time.monotonic() - started < 0.5
+    wait_until_idle(fal)
+
+    delayed, next_request = fal.requests
+    assert (delayed.status, next_request.status) == (200, 200)  # the delayed one answered a client gone
+    assert next_request.ended < delayed.ended
 
 
 def test_reset_fault_drops_the_connection(http: httpx.Client, fal: FalEmulator) -> None:
@@ -671,13 +685,19 @@ def test_faults_select_by_path_and_match_and_can_last_forever(http: httpx.Client
 
 
 def test_latency_is_added_to_every_request(http: httpx.Client, fal: FalEmulator) -> None:
-    fal.settings.latency = 0.15
+    """Every route waits out the latency: a client that gives up sooner gets no answer from any of them,
+    and the same requests are answered once the latency is gone."""
+    urls = (f"{fal.base_url}/models", fal.openapi_url, f"{fal.base_url}/nothing")
+    fal.settings.latency = 0.5
+    for url in urls:
+        with pytest.raises(httpx.ReadTimeout):
+            http.get(url, params={"endpoint_id": "acme/painter"}, timeout=0.1)
+    wait_until_idle(fal)
+    fal.settings.latency = 0.0
+    answered = [http.get(url, params={"endpoint_id": "acme/painter"}, timeout=5).status_code for url in urls]
 
-    for url in (f"{fal.base_url}/models", fal.openapi_url, f"{fal.base_url}/nothing"):
-        started = time.monotonic()
-        http.get(url, params={"endpoint_id": "acme/painter"})
-        assert time.monotonic() - started >= 0.15
-    assert all(request.duration >= 0.15 for request in fal.requests)
+    assert answered == [200, 200, 404]
+    assert [request.status for request in fal.requests] == [200, 200, 404] * 2
 
 
 def test_max_in_flight_counts_concurrent_requests(fal: FalEmulator) -> None:
@@ -692,11 +712,7 @@ def test_max_in_flight_counts_concurrent_requests(fal: FalEmulator) -> None:
 
     assert statuses == [200] * 8
     assert fal.max_in_flight >= 4
-    # A handler counts itself out just after its response is sent, so the client may see the answer first.
-    deadline = time.monotonic() + 5
-    while fal.in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert fal.in_flight == 0
+    wait_until_idle(fal)
     fal.reset_log()
     assert fal.requests == []
     assert fal.max_in_flight == 0
@@ -763,10 +779,7 @@ def path_prefixes(endpoint_id: str) -> list[str]:
 
 
 def test_scaled_catalog_has_n_unique_independent_endpoints(catalog: EmulatedCatalog) -> None:
-    started = time.perf_counter()
     big = catalog.scaled(15_000)
-    elapsed = time.perf_counter() - started
-    print(f"scaled(15000) from {len(catalog)} synthetic endpoints took {elapsed:.2f}s")
 
     ids = list(big.models)
     assert len(ids) == 15_000 == len(set(ids))
@@ -778,7 +791,6 @@ def test_scaled_catalog_has_n_unique_independent_endpoints(catalog: EmulatedCata
     for clone in clones:
         assert clone not in all_prefixes
         assert not any(prefix in id_set for prefix in path_prefixes(clone))
-    assert elapsed < 3.0
 
     original = "fal-ai/synth/text-to-image"
     clone = clone_endpoint_id(original, 1)
@@ -833,14 +845,17 @@ def test_from_snapshot_serves_the_bundled_catalog(http: httpx.Client) -> None:
     snapshot = json.loads(gzip.decompress(path.read_bytes()))
 
     catalog = EmulatedCatalog.from_snapshot()
-    started = time.perf_counter()
     big = catalog.scaled(15_000)
-    elapsed = time.perf_counter() - started
-    print(f"scaled(15000) from the {len(catalog)}-endpoint snapshot took {elapsed:.2f}s")
 
-    assert list(catalog.models) == [model["endpoint_id"] for model in snapshot["models"]]
+    ids = [model["endpoint_id"] for model in snapshot["models"]]
+    assert list(catalog.models) == ids
     assert len(big) == 15_000
-    assert elapsed < 6.0
+    # 15,000 = 12 rounds of the 1,182 endpoints + the first 816 again; a clone has a document or a price
+    # exactly where its original has one.
+    rounds, rest = divmod(15_000, len(ids))
+    assert (rounds, rest) == (12, 816)
+    for held, by_id in ((big.openapi, snapshot["openapi"]), (big.prices, snapshot["prices"])):
+        assert len(held) == rounds * sum(i in by_id for i in ids) + sum(i in by_id for i in ids[:rest])
     endpoint_id, price = next(iter(snapshot["prices"].items()))
     with FalEmulator(catalog) as fal:
         response = http.get(

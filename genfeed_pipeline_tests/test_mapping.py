@@ -1,9 +1,9 @@
-"""fal OpenAPI documents → GenFeed models, on real data: the bundled snapshot, ../shared/fal-data, and small
-hand-made documents for what real data does not show (broken references, cycles, absurd nesting)."""
+"""fal OpenAPI documents → GenFeed models, on real data: the bundled snapshot, the real documents bundled for
+the tests (`fal_data.py`), and small hand-made documents for what real data does not show (broken
+references, cycles, absurd nesting)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,13 @@ from genfeed_pipeline.mapping import (
     map_endpoint,
     normalise_document,
 )
+from genfeed_pipeline_tests.fal_data import (
+    current_document,
+    current_documents,
+    older_copies,
+    older_copy,
+    parsed_parameters,
+)
 
 SIX_SIZES = ("square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9")
 
@@ -49,8 +56,7 @@ def record_of(endpoint_id: str, document: Any, status: SchemaStatus = SchemaStat
     return SchemaRecord(endpoint_id, status, document_json=canonical_json(document))
 
 
-def map_file(path: Path, endpoint: FalEndpoint | None = None) -> GenFeedModel:
-    document = json.loads(path.read_text(encoding="utf-8"))
+def map_document(document: dict[str, Any], endpoint: FalEndpoint | None = None) -> GenFeedModel:
     endpoint_id = document["info"]["x-fal-metadata"]["endpointId"]
     endpoint = endpoint or FalEndpoint(
         endpoint_id, {"category": document["info"]["x-fal-metadata"]["category"]}
@@ -145,30 +151,26 @@ def test_every_snapshot_document_maps() -> None:
     assert len(valid) >= 800
 
 
-# -- 2. every real document in ../shared/fal-data ------------------------------------------------------------
+# -- 2. every real fal document: the snapshot's 32 and the 4 older copies -----------------------------------
 
 
-def test_every_real_fal_document_maps(fal_data_dir: Path) -> None:
-    paths = sorted((fal_data_dir / "openapi").glob("*.json")) + sorted(
-        (fal_data_dir / "openapi-older-copies").glob("*.json")
-    )
-    assert len(paths) == 36
-    for path in paths:
-        model = map_file(path)
-        assert model.valid, (path.name, model.validation_errors)
-        assert model.input_schema["properties"] and model.output_schema["properties"], path.name
-        assert model.category in (ModelType.IMAGE, ModelType.VIDEO), path.name
-        assert not any("unresolved_ref" in node for node in nodes_of(model.input_schema)), path.name
-        assert not any("unresolved_ref" in node for node in nodes_of(model.output_schema)), path.name
+def test_every_real_fal_document_maps() -> None:
+    documents = {**current_documents(), **older_copies()}
+    assert len(documents) == 36
+    for name, document in documents.items():
+        model = map_document(document)
+        assert model.valid, (name, model.validation_errors)
+        assert model.input_schema["properties"] and model.output_schema["properties"], name
+        assert model.category in (ModelType.IMAGE, ModelType.VIDEO), name
+        assert not any("unresolved_ref" in node for node in nodes_of(model.input_schema)), name
+        assert not any("unresolved_ref" in node for node in nodes_of(model.output_schema)), name
 
 
 # -- 3. hand-checked expectations ----------------------------------------------------------------------------
 
 
-def test_flux_dev(fal_data_dir: Path) -> None:
-    model = map_file(
-        fal_data_dir / "openapi" / "fal-ai__flux__dev.json", snapshot_endpoint("fal-ai/flux/dev")
-    )
+def test_flux_dev() -> None:
+    model = map_document(current_document("fal-ai/flux/dev"), snapshot_endpoint("fal-ai/flux/dev"))
     assert model.valid and model.name == "FLUX.1 [dev]" and model.owner == "fal-ai"
     assert model.category == ModelType.IMAGE and model.fal_category == "text-to-image"
     assert (
@@ -246,10 +248,10 @@ def test_flux_dev(fal_data_dir: Path) -> None:
     assert not caps.negative_prompt and not caps.lora and caps.durations == () and caps.aspect_ratios == ()
 
 
-def test_flux_dev_older_copies_drift_without_breaking_the_mapping(fal_data_dir: Path) -> None:
+def test_flux_dev_older_copies_drift_without_breaking_the_mapping() -> None:
     """Jan/Feb 2026: `Image.content_type` was a plain string, declared in another order than fal's UI's."""
     for name in ("fal-ai__flux__dev__2026-01-28.json", "fal-ai__flux__dev__2026-02-07.json"):
-        model = map_file(fal_data_dir / "openapi-older-copies" / name)
+        model = map_document(older_copy(name))
         image = model.output_schema["properties"]["images"]["items"]
         assert list(image["properties"]) == ["url", "width", "height", "content_type"]
         assert image["properties"]["content_type"]["type"] == "string"
@@ -257,8 +259,8 @@ def test_flux_dev_older_copies_drift_without_breaking_the_mapping(fal_data_dir: 
         assert model.input_schema["properties"]["seed"]["nullable"] is True
 
 
-def test_kling_image_to_video(fal_data_dir: Path) -> None:
-    model = map_file(fal_data_dir / "openapi" / "fal-ai__kling-video__v1.6__pro__image-to-video.json")
+def test_kling_image_to_video() -> None:
+    model = map_document(current_document("fal-ai/kling-video/v1.6/pro/image-to-video"))
     assert model.valid and model.category == ModelType.VIDEO and model.fal_category == "image-to-video"
     inputs = model.input_schema
     assert list(inputs["properties"]) == [
@@ -297,9 +299,9 @@ def test_kling_image_to_video(fal_data_dir: Path) -> None:
     assert caps.negative_prompt and not caps.seed and caps.num_outputs_param is None
 
 
-def test_crystal_upscaler_upload_limit_in_both_forms(fal_data_dir: Path) -> None:
-    newer = map_file(fal_data_dir / "openapi" / "clarityai__crystal-upscaler.json")
-    older = map_file(fal_data_dir / "openapi-older-copies" / "clarityai__crystal-upscaler__2026-01-28.json")
+def test_crystal_upscaler_upload_limit_in_both_forms() -> None:
+    newer = map_document(current_document("clarityai/crystal-upscaler"))
+    older = map_document(older_copy("clarityai__crystal-upscaler__2026-01-28.json"))
     for model in (newer, older):
         assert model.valid and model.category == ModelType.IMAGE and model.fal_category == "image-to-image"
         assert list(model.input_schema["properties"]) == ["image_url", "scale_factor", "creativity"]
@@ -320,8 +322,8 @@ def test_crystal_upscaler_upload_limit_in_both_forms(fal_data_dir: Path) -> None
     assert newer_image["width"]["nullable"] is True
 
 
-def test_seedance_reference_to_video(fal_data_dir: Path) -> None:
-    model = map_file(fal_data_dir / "openapi" / "bytedance__seedance-2.0__reference-to-video.json")
+def test_seedance_reference_to_video() -> None:
+    model = map_document(current_document("bytedance/seedance-2.0/reference-to-video"))
     assert model.valid and model.category == ModelType.VIDEO
     props = model.input_schema["properties"]
     assert list(props) == [
@@ -412,14 +414,13 @@ def allowed_type_difference(parsed_type: str | None, node: dict[str, Any]) -> st
     return None
 
 
-def test_inputs_agree_with_the_parsed_parameters(fal_data_dir: Path) -> None:
-    parsed_file = fal_data_dir / "parsed-schemas" / "videosos_fal_models_schemas_2025-10-30.json"
-    parsed = {item["id"]: item for item in json.loads(parsed_file.read_text(encoding="utf-8"))}
+def test_inputs_agree_with_the_parsed_parameters() -> None:
+    parsed = parsed_parameters()
     compared = 0
     type_differences: Counter[str] = Counter()
     enum_additions = []
-    for path in sorted((fal_data_dir / "openapi").glob("*.json")):
-        model = map_file(path)
+    for document in current_documents().values():
+        model = map_document(document)
         if model.endpoint_id not in parsed:
             continue
         compared += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import sqlalchemy as sa
 from genfeed_pipeline.db import tables
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import current_revision, head_revision, upgrade_to_head
-from genfeed_pipeline_tests.conftest import private_postgres_database
+from genfeed_pipeline_tests.conftest import private_postgres_database, require_tools
 
 FIRST_REVISION = "0001"
 CLI = Path(sys.executable).parent / "genfeed-catalog"
@@ -331,9 +330,7 @@ def test_backup_and_restore_of_the_catalog_tables(
 ) -> None:
     """The commands deploy/README.md gives: pg_dump of the catalog tables, pg_restore into an empty
     database and over a damaged one; every row comes back, and the restored database is at head."""
-    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
-    if pg_dump is None or pg_restore is None:
-        pytest.skip("pg_dump / pg_restore are not installed (Debian: postgresql-client)")
+    pg_dump, pg_restore = require_tools("pg_dump", "pg_restore", package="postgresql-client")
     migrate_command(postgres_url)
     engine = create_catalog_engine(postgres_url)
     try:

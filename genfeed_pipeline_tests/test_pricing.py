@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import pytest
@@ -43,6 +43,7 @@ from genfeed_pipeline.pricing import (
 )
 from genfeed_pipeline.pricing.terms import terms_for
 from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline_tests.fal_data import collected_price_units
 
 D = Decimal
 CLOUD = PricingPolicy(Deployment.CLOUD)
@@ -242,14 +243,16 @@ def test_zero_per_compute_second_is_not_priceable() -> None:
     assert normalize_unit("compute seconds", D("0.00125")).priceable
 
 
-def test_every_unit_string_in_the_collected_prices_is_handled(fal_data_dir: Any) -> None:
-    records = json.loads((fal_data_dir / "pricing.json").read_text())["prices"]
-    for record in records:
-        unit = normalize_unit(record["unit"])
-        assert isinstance(unit, BillingUnit)
-        if record["source"] in {"videosos_2025-10-30", "nunomen_2026-01-04", "inference-sh-grid_2026"}:
-            ambiguous = (record["unit"] or "").strip() in {"units", "credits", "", "1"}
-            assert unit.priceable is not ambiguous, record["unit"]
+def test_every_unit_string_in_the_collected_prices_is_handled() -> None:
+    units_by_source = collected_price_units()
+    assert sum(len(units) for units in units_by_source.values()) == 62
+    for source, units in units_by_source.items():
+        for raw in units:
+            unit = normalize_unit(raw)
+            assert isinstance(unit, BillingUnit)
+            if source in {"videosos_2025-10-30", "nunomen_2026-01-04", "inference-sh-grid_2026"}:
+                ambiguous = (raw or "").strip() in {"units", "credits", "", "1"}
+                assert unit.priceable is not ambiguous, raw
 
 
 # -- megapixels ----------------------------------------------------------------------------------------------
@@ -602,14 +605,15 @@ def test_prices_are_rounded_once_from_the_unrounded_cost() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(cost=st.decimals(min_value=0, max_value=100, places=8, allow_nan=False, allow_infinity=False))
+@given(cost=st.decimals(min_value=0, max_value=100, places=12, allow_nan=False, allow_infinity=False))
 def test_prices_never_fall_below_cost_and_stay_within_one_step(cost: Decimal) -> None:
+    """The contract's figures, typed in rather than read from the policy: cloud is max(cost ÷ (1 − 0.70),
+    $0.001) rounded up to $0.0001; core is the cost as stored, rounded up to 10 decimal places."""
     cloud = price_per_call(cost, CLOUD)
-    target = max(cost / (1 - CLOUD.margin), CLOUD.floor)
-    assert target <= cloud < target + CLOUD.call_step
-    assert cloud == cloud.quantize(CLOUD.call_step)
-    core = price_per_call(cost, CORE)
-    assert core == cost  # 8 places: the cost is stored exactly, and core charges it
+    target = max(cost / D("0.30"), D("0.001"))
+    assert target <= cloud < target + D("0.0001")
+    assert cloud == cloud.quantize(D("0.0001"))
+    assert price_per_call(cost, CORE) == cost.quantize(D("1e-10"), rounding=ROUND_CEILING)
 
 
 def test_resale_unit_prices() -> None:

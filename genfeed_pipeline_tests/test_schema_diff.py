@@ -1,11 +1,12 @@
 """Two versions of a model's normalised schemas → changes, and which of them break callers (the contract's
-"Breaking schema changes"): hand-made node pairs for every rule, then the real drift in ../shared/fal-data."""
+"Breaking schema changes"): hand-made node pairs for every rule, then the real drift between fal's bundled
+documents (fal_data.py)."""
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from genfeed_pipeline.mapping.diff import (
     diff_model_schemas,
     review_reason,
 )
+from genfeed_pipeline_tests.fal_data import current_document, older_copy
 
 Node = dict[str, Any]
 Triple = tuple[str, str, bool]
@@ -651,40 +653,43 @@ def test_review_reason_stays_short() -> None:
     assert single is not None and len(single) == 500 and single.endswith("…")
 
 
-def test_shared_subtrees_stay_linear() -> None:
-    """A `$ref` used at many places is one object in a normalised tree; wide trees diff quickly."""
+def test_shared_subtrees_are_compared_at_every_place_they_are_used() -> None:
+    """A `$ref` used at many places is one object in a normalised tree: a change inside one copy is found
+    at its own place only, and a change to the shared object is found at every place that uses it."""
     leaf = obj({f"field_{index}": with_default(integer(maximum=100), 1) for index in range(50)})
     old = obj({f"group_{index}": leaf for index in range(400)})
-    new = obj({f"group_{index}": json.loads(json.dumps(leaf)) for index in range(400)})
-    assert diff_input(old, new) == []
-    assert diff_input(old, old) == []
+
+    copies = obj({f"group_{index}": json.loads(json.dumps(leaf)) for index in range(400)})
+    copies["properties"]["group_217"]["properties"]["field_3"]["maximum"] = 0
+    assert triples(diff_input(old, copies)) == [("range_narrowed", "group_217.field_3", True)]
+
+    narrower = json.loads(json.dumps(leaf))
+    del narrower["properties"]["field_49"]
+    shared = obj({f"group_{index}": narrower for index in range(400)})
+    assert triples(diff_input(old, shared)) == [
+        ("property_removed", f"group_{index}.field_49", True) for index in range(400)
+    ]
 
 
-# -- 2. real drift in ../shared/fal-data --------------------------------------------------------------------
+# -- 2. real drift: fal's documents as bundled for the tests (fal_data.py) --------------------------------
 
 
-def fal_data_dir() -> Path:
-    configured = os.environ.get("GENFEED_SHARED_DIR")
-    shared = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared"
-    fal_data = shared / "fal-data"
-    if not fal_data.is_dir():
-        pytest.skip(f"../shared/fal-data is absent (a user's clone): {fal_data} holds the real schema drift")
-    return fal_data
+def raw_document(name: str) -> dict[str, Any]:
+    """An older copy by file name (`….json`), else fal's current document by endpoint id."""
+    return older_copy(name) if name.endswith(".json") else current_document(name)
 
 
-def load(relative: str) -> NormalisedDocument:
-    path = fal_data_dir() / relative
-    with path.open(encoding="utf-8") as handle:
-        return normalise_document(json.load(handle))
+def load(name: str) -> NormalisedDocument:
+    return normalise_document(raw_document(name))
 
 
-def drift(old_file: str, new_file: str) -> list[SchemaChange]:
-    old, new = load(old_file), load(new_file)
+def drift(old_name: str, new_name: str) -> list[SchemaChange]:
+    old, new = load(old_name), load(new_name)
     return diff_model_schemas(old.input_schema, old.output_schema, new.input_schema, new.output_schema)
 
 
-CRYSTAL_JAN = "openapi-older-copies/clarityai__crystal-upscaler__2026-01-28.json"
-CRYSTAL_NOW = "openapi/clarityai__crystal-upscaler.json"
+CRYSTAL_JAN = "clarityai__crystal-upscaler__2026-01-28.json"
+CRYSTAL_NOW = "clarityai/crystal-upscaler"
 IMAGE_FIELDS_NOW_NULLABLE = ["content_type", "file_name", "file_size", "width", "height"]
 
 
@@ -714,7 +719,7 @@ def test_crystal_upscaler_reversed_adds_file_data() -> None:
 
 @pytest.mark.parametrize("older", ["2026-01-28", "2026-02-07"])
 def test_flux_dev_content_type_becomes_nullable(older: str) -> None:
-    changes = drift(f"openapi-older-copies/fal-ai__flux__dev__{older}.json", "openapi/fal-ai__flux__dev.json")
+    changes = drift(f"fal-ai__flux__dev__{older}.json", "fal-ai/flux/dev")
     message = f"flux/dev {older} → now:\n{listing(changes)}"
     assert breaking_changes(changes) == [], message
     assert review_reason(changes) is None, message
@@ -723,10 +728,7 @@ def test_flux_dev_content_type_becomes_nullable(older: str) -> None:
 
 
 def test_clarity_upscaler_seed_gains_a_minimum_its_default_meets() -> None:
-    changes = drift(
-        "openapi-older-copies/fal-ai__clarity-upscaler__2026-01-28.json",
-        "openapi/fal-ai__clarity-upscaler.json",
-    )
+    changes = drift("fal-ai__clarity-upscaler__2026-01-28.json", "fal-ai/clarity-upscaler")
     message = f"clarity-upscaler Jan → now:\n{listing(changes)}"
     assert breaking_changes(changes) == [], message
     assert triples(changes) == [("range_narrowed", "seed", False)], message
@@ -737,20 +739,60 @@ def test_clarity_upscaler_seed_gains_a_minimum_its_default_meets() -> None:
     ), message
 
 
+def _drop_height(document: dict[str, Any]) -> None:
+    del document["components"]["schemas"]["Image"]["properties"]["height"]
+
+
+def _require_creativity(document: dict[str, Any]) -> None:
+    document["components"]["schemas"]["CrystalUpscalerInput"]["required"].append("creativity")
+
+
+def _drop_high_acceleration(document: dict[str, Any]) -> None:
+    document["components"]["schemas"]["FluxDevInput"]["properties"]["acceleration"]["enum"].remove("high")
+
+
+def _add_optional_negative_prompt(document: dict[str, Any]) -> None:
+    document["components"]["schemas"]["FluxDevInput"]["properties"]["negative_prompt"] = {"type": "string"}
+
+
+def _cap_steps_below_their_default(document: dict[str, Any]) -> None:
+    steps = document["components"]["schemas"]["ClarityUpscalerInput"]["properties"]["num_inference_steps"]
+    assert steps["default"] == 18
+    steps["maximum"] = 10
+
+
 @pytest.mark.parametrize(
-    "relative",
+    ("name", "edit", "expected"),
     [
-        CRYSTAL_JAN,
-        CRYSTAL_NOW,
-        "openapi/fal-ai__flux__dev.json",
-        "openapi-older-copies/fal-ai__flux__dev__2026-01-28.json",
-        "openapi/fal-ai__clarity-upscaler.json",
+        (CRYSTAL_JAN, _drop_height, [("property_removed", "images[].height", True)]),
+        (CRYSTAL_NOW, _require_creativity, [("became_required", "creativity", True)]),
+        ("fal-ai/flux/dev", _drop_high_acceleration, [("enum_value_removed", "acceleration", True)]),
+        (
+            "fal-ai__flux__dev__2026-01-28.json",
+            _add_optional_negative_prompt,
+            [("property_added", "negative_prompt", False)],
+        ),
+        (
+            "fal-ai/clarity-upscaler",
+            _cap_steps_below_their_default,
+            [("range_narrowed", "num_inference_steps", True)],
+        ),
+    ],
+    ids=[
+        "crystal-jan-output",
+        "crystal-now-input",
+        "flux-dev-now-enum",
+        "flux-dev-jan-added",
+        "clarity-range",
     ],
 )
-def test_identical_documents_give_no_changes(relative: str) -> None:
-    first, second = load(relative), load(relative)
-    assert first.input_schema is not second.input_schema
-    changes = diff_model_schemas(
-        first.input_schema, first.output_schema, second.input_schema, second.output_schema
-    )
-    assert changes == [], listing(changes)
+def test_one_hand_made_edit_of_a_real_document_is_the_only_change(
+    name: str, edit: Callable[[dict[str, Any]], None], expected: list[Triple]
+) -> None:
+    """The real document is resolved through its `$ref`s on both sides; only the edit may show."""
+    original = raw_document(name)
+    edited = copy.deepcopy(original)
+    edit(edited)
+    old, new = normalise_document(original), normalise_document(edited)
+    changes = diff_model_schemas(old.input_schema, old.output_schema, new.input_schema, new.output_schema)
+    assert triples(changes) == expected, listing(changes)

@@ -1,10 +1,10 @@
-"""The bundled fal catalog snapshot: its content, and that build_snapshot.py rebuilds it byte for byte."""
+"""The bundled fal catalog snapshot: its content, and that build_snapshot.py rebuilds it byte for byte; the
+real fal data bundled for the tests, checked against its origin."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal, InvalidOperation
@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 
+from genfeed_pipeline_tests.fal_data import (
+    OLDER_COPIES_DIR,
+    collected_price_units,
+    current_documents,
+    parsed_parameters,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = REPO_ROOT / "genfeed_pipeline" / "snapshot" / "data" / "fal_catalog_snapshot.json.gz"
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_snapshot.py"
 SCHEMA_PREFIX = "#/components/schemas/"
-
-
-def shared_dir() -> Path:
-    """The project's `shared` folder: beside the repository, or wherever GENFEED_SHARED_DIR points."""
-    override = os.environ.get("GENFEED_SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
 
 
 @cache
@@ -91,15 +92,35 @@ def test_every_document_body_and_result_refs_resolve() -> None:
             assert ref.removeprefix(SCHEMA_PREFIX) in schemas, (endpoint_id, ref)
 
 
-def test_rebuild_gives_the_bundled_bytes(tmp_path: Path) -> None:
-    fal_data = shared_dir() / "fal-data"
-    if not fal_data.is_dir():
-        pytest.skip("../shared/fal-data is absent (a user's clone): the snapshot rebuild check needs it")
+def test_rebuild_gives_the_bundled_bytes(fal_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "fal_catalog_snapshot.json.gz"
     subprocess.run(
-        [sys.executable, str(BUILD_SCRIPT), "--fal-data", str(fal_data), "--out", str(out)],
+        [sys.executable, str(BUILD_SCRIPT), "--fal-data", str(fal_data_dir), "--out", str(out)],
         check=True,
         capture_output=True,
         text=True,
     )
     assert out.read_bytes() == BUNDLED.read_bytes()
+
+
+def test_bundled_test_data_matches_the_raw_fal_data(fal_data_dir: Path) -> None:
+    """Each file `genfeed_pipeline_tests/data/SOURCES.md` lists is what it says: a copy or an extract."""
+    raw_older = sorted((fal_data_dir / "openapi-older-copies").glob("*.json"))
+    assert [path.name for path in sorted(OLDER_COPIES_DIR.glob("*.json"))] == [
+        path.name for path in raw_older
+    ]
+    for path in raw_older:
+        assert (OLDER_COPIES_DIR / path.name).read_bytes() == path.read_bytes(), path.name
+
+    raw_documents = [json.loads(path.read_text()) for path in (fal_data_dir / "openapi").glob("*.json")]
+    by_id = {document["info"]["x-fal-metadata"]["endpointId"]: document for document in raw_documents}
+    assert len(by_id) == 32 and current_documents() == by_id
+
+    units: dict[str, set[str | None]] = {}
+    for record in json.loads((fal_data_dir / "pricing.json").read_text())["prices"]:
+        units.setdefault(record["source"], set()).add(record["unit"])
+    assert {source: set(found) for source, found in collected_price_units().items()} == units
+
+    parse = fal_data_dir / "parsed-schemas" / "videosos_fal_models_schemas_2025-10-30.json"
+    entries = [item for item in json.loads(parse.read_text()) if item["id"] in by_id]
+    assert list(parsed_parameters().values()) == entries and len(entries) == 17
