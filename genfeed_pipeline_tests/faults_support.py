@@ -123,10 +123,10 @@ APP_ROWS: dict[str, dict[str, Any]] = {  # the six original columns, as the app 
         "enabled": True,
     },
 }
-OPERATOR_OFF = "fal-ai/kling-video/v1/standard/text-to-video"  # policy enables it; an operator disabled it
-OPERATOR_ON = (
-    "fal-ai/birefnet/v2"  # valid, but $0 per compute second: policy leaves it off; an operator enabled it
-)
+# Policy enables the first; an operator disabled it. The second is valid, but $0 per compute second: policy
+# leaves it off; an operator enabled it.
+OPERATOR_OFF = "fal-ai/kling-video/v1/standard/text-to-video"
+OPERATOR_ON = "fal-ai/birefnet/v2"
 OPERATOR_CHOICES = {OPERATOR_OFF: False, OPERATOR_ON: True}
 PEOPLE_ROWS = frozenset(APP_ROWS) | frozenset(OPERATOR_CHOICES)
 
@@ -465,10 +465,13 @@ def _history_problems(
         problems.append("sync_runs: more than one run recorded")
     repriced = {eid for eid, columns in changed.items() if columns & set(PRICE_HISTORY_COLUMNS)}
     reshaped = {eid for eid, columns in changed.items() if columns & {"mapped_hash", "review_reason"}}
-    for table, moved in (("model_price_history", repriced), ("model_schema_history", reshaped)):
+    for table, moved, what in (
+        ("model_price_history", repriced, "price"),
+        ("model_schema_history", reshaped, "schema"),
+    ):
         for row in after[table]:
             if row not in before[table] and row["endpoint_id"] not in moved | added:
-                problems.append(f"{table}: a row for {row['endpoint_id']}, whose row did not change so")
+                problems.append(f"{table}: a new row for {row['endpoint_id']}, whose {what} did not change")
     return problems
 
 
@@ -492,16 +495,17 @@ def assert_people_rows_kept(before: Mapping[str, list], after: Mapping[str, list
         if row is None:
             problems.append(f"{endpoint_id}: the app's row is gone")
             continue
-        expected = {**written, "id": endpoint_id, "managed_by": None, "enabled_by_sync": None}
-        expected["operator_enabled"] = None
+        expected = written | {"managed_by": None, "enabled_by_sync": None, "operator_enabled": None}
         problems += [
             f"{endpoint_id}.{column}: the app wrote {_shown(value)}, the table holds {_shown(row[column])}"
             for column, value in expected.items()
             if not _same_value(value, row[column])
         ]
-        if (written["provider"] != "fal" or not synced) and row != old[endpoint_id]:
-            columns = sorted(c for c in row if not _same_value(row[c], old[endpoint_id][c]))
-            problems.append(f"{endpoint_id}: written by a run that did not sync it ({columns})")
+        columns = sorted(c for c in row if not _same_value(row[c], old[endpoint_id][c]))
+        if columns and written["provider"] != "fal":
+            problems.append(f"{endpoint_id}: a row of another provider, written by the sync: {columns}")
+        elif columns and not synced:
+            problems.append(f"{endpoint_id}: written by a run that did not sync: {columns}")
     for endpoint_id, choice in OPERATOR_CHOICES.items():
         if endpoint_id not in old:
             continue
