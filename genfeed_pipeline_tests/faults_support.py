@@ -423,10 +423,13 @@ def assert_nothing_lost(
             permitted |= set(PRICE_STAMPS)
         if row["managed_by"] is None:
             permitted -= set(APP_COLUMNS)
+        unexpected_columns = differing - permitted
+        if unexpected_columns - set(WRITE_STAMPS + PRICE_STAMPS):  # the stamps only where nothing else moved
+            unexpected_columns -= set(WRITE_STAMPS + PRICE_STAMPS)
         problems += [
             f"{endpoint_id}.{column} changed: {_shown(row[column])} -> {_shown(now.get(column))}"
             + (" (a row GenFeed's app owns)" if row["managed_by"] is None and column in APP_COLUMNS else "")
-            for column in sorted(differing - permitted)
+            for column in sorted(unexpected_columns)
         ]
         choice = _operator_choice(row)
         if choice is not None and now["operator_enabled"] not in (row["operator_enabled"], choice):
