@@ -11,6 +11,11 @@ the catalog tables before and after: nothing may be lost, only the expected rows
 - `Pipeline`: the Dagster definitions, an instance, the database and the emulator of one test, with
   `refresh()` taking run config for the `fal` resource (small timeouts and backoffs) and the ops.
 - `snapshot_tables(engine)`: every row of the four catalog tables, sorted, for exact comparisons.
+- The baseline table also holds rows people own: two rows GenFeed's app inserted itself (`APP_ROWS`, fixed
+  prices) and two operator choices on managed rows (`OPERATOR_CHOICES`), made as the app and its admin make
+  them, in plain SQL.
+- `assert_nothing_lost(before, after, may_change=…, added=…)`: every value of every row compared with the row
+  before, only the changes a case names allowed; the rows people own checked against what they wrote.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -36,7 +41,15 @@ import pytest
 import sqlalchemy as sa
 
 from genfeed_pipeline.db.engine import create_catalog_engine
-from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models, sync_runs
+from genfeed_pipeline.db.migrate import upgrade_to_head
+from genfeed_pipeline.db.tables import (
+    MANAGED_BY_PIPELINE,
+    ORIGINAL_COLUMNS,
+    model_price_history,
+    model_schema_history,
+    models,
+    sync_runs,
+)
 from genfeed_pipeline.definitions import build_definitions
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.store import SYNC_LOCK_KEY
@@ -91,6 +104,81 @@ PRICED_TOO = "fal-ai/flux/dev"  # $0.025 per megapixel
 DOCUMENTED = "fal-ai/ideogram/v2"  # a real document; an optional input is added to it
 CHANGED_AT = "2026-04-27T00:00:00.000Z"
 
+# Rows people own, in the baseline table of every case (`open_pipeline(people=True)`).
+APP_FAL = "fal-ai/flux-pro/v1.1-ultra"  # GenFeed's app inserted it itself; fal raises its price in the cases
+APP_OTHER = "openai/gpt-image-1"  # the app's row of another provider
+APP_ROWS: dict[str, dict[str, Any]] = {  # the six original columns, as the app wrote them
+    APP_FAL: {
+        "name": "FLUX Ultra (GenFeed pick)",
+        "provider": "fal",
+        "category": "image",
+        "pricing": {"fixedPrice": Decimal("0.25")},
+        "enabled": False,
+    },
+    APP_OTHER: {
+        "name": "GPT Image",
+        "provider": "openai",
+        "category": "image",
+        "pricing": {"fixedPrice": Decimal("0.05")},
+        "enabled": True,
+    },
+}
+# Policy enables the first; an operator disabled it. The second is valid, but $0 per compute second: policy
+# leaves it off; an operator enabled it.
+OPERATOR_OFF = "fal-ai/kling-video/v1/standard/text-to-video"
+OPERATOR_ON = "fal-ai/birefnet/v2"
+OPERATOR_CHOICES = {OPERATOR_OFF: False, OPERATOR_ON: True}
+PEOPLE_ROWS = frozenset(APP_ROWS) | frozenset(OPERATOR_CHOICES)
+
+# Column groups for `assert_nothing_lost(may_change=…)`.
+PRICE_WRITE = (
+    "unit",
+    "unit_raw",
+    "unit_price",
+    "cost_per_call",
+    "price_per_call",
+    "rate_card",
+    "cost_derivation",
+    "cost_confidence",
+    "price_flags",
+    "pricing",
+)
+ENRICHED_PRICE = tuple(c for c in PRICE_WRITE if c != "pricing")  # what a sync may write on an app's fal row
+SCHEMA_WRITE = (
+    "input_schema",
+    "output_schema",
+    "capabilities",
+    "schema_hash",
+    "mapped_hash",
+    "schema_version",
+)
+CHOICE_RECORDED = ("operator_enabled", "enabled_by_sync")
+# Written along with any change of a row, and with any change of its price.
+WRITE_STAMPS = ("last_synced_at", "data_as_of")
+PRICE_STAMPS = ("price_source", "price_seen_at")
+# Never written by a sync on a row it did not insert: the catalog contract's owner columns, and the
+# bookkeeping of `enabled` that only managed rows have.
+APP_COLUMNS = (
+    "name",
+    "provider",
+    "category",
+    "pricing",
+    "enabled",
+    "managed_by",
+    "enabled_by_sync",
+    "operator_enabled",
+)
+
+# What a sync of `change_catalog`'s changes writes, row by row; and an operator's choice, recorded.
+CATALOG_CHANGES: dict[str, tuple[str, ...]] = {
+    PRICED: PRICE_WRITE,
+    PRICED_TOO: PRICE_WRITE,
+    APP_FAL: ENRICHED_PRICE,
+    DOCUMENTED: SCHEMA_WRITE,
+}
+CHOICES_RECORDED: dict[str, tuple[str, ...]] = {eid: CHOICE_RECORDED for eid in OPERATOR_CHOICES}
+CLEAN_CHANGES = {**CATALOG_CHANGES, **CHOICES_RECORDED}
+
 
 # -- the catalog -------------------------------------------------------------------------------------------
 
@@ -128,9 +216,11 @@ def input_component(document: dict[str, Any], endpoint_id: str) -> dict[str, Any
 def change_catalog(catalog: EmulatedCatalog) -> None:
     """The fal-side changes a faulty run must still pick up (or, for a failed fetch, must not lose).
 
-    Two prices go up, one document gains an optional input (not a breaking change)."""
+    Three prices go up (one of them the app's own fal row's), one document gains an optional input (not a
+    breaking change)."""
     catalog.set_price(PRICED, "0.004", "megapixels")
     catalog.set_price(PRICED_TOO, "0.03", "megapixels")
+    catalog.set_price(APP_FAL, "0.07", "images")
     document = copy.deepcopy(catalog.openapi[DOCUMENTED])
     input_component(document, DOCUMENTED)["properties"]["style_preset"] = {
         "type": "string",
@@ -285,18 +375,155 @@ def new_rows(before: Mapping[str, list], after: Mapping[str, list], table: str) 
     return [row for row in new if row not in old]
 
 
-def assert_nothing_lost(before: Mapping[str, list], after: Mapping[str, list]) -> None:
-    """No row of `models` or of the history tables disappeared; no price became null."""
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+PRICE_HISTORY_COLUMNS = ("unit_price", "unit", "unit_raw", "cost_per_call", "price_per_call")
+
+
+def assert_nothing_lost(
+    before: Mapping[str, list],
+    after: Mapping[str, list],
+    *,
+    may_change: Mapping[str, Collection[str]] | None = None,
+    added: Collection[str] = (),
+) -> None:
+    """Every row of `models` is still there with every value it had, except in the columns
+    `may_change[endpoint_id]` names; a row that changed may also move its `last_synced_at` and `data_as_of`,
+    and its `price_source` and `price_seen_at` along with a price column. Rows appear only for ids in `added`.
+
+    Whatever `may_change` says: rows GenFeed's app inserted keep `name`, `provider`, `category`, `pricing`,
+    `enabled` and `managed_by`; an operator's choice (an `enabled` that differs from `enabled_by_sync`) is
+    only ever recorded as made; the history tables and `sync_runs` only grow: by one run at most, by a price
+    (schema) row only for a model whose price (mapped schema or review) changed or that was added. The rows
+    people own are also compared with what they wrote (`assert_people_rows_kept`).
+    """
+    allowed = {eid: set(columns) for eid, columns in (may_change or {}).items()}
     old, new = by_id(before), by_id(after)
-    assert set(old) <= set(new), f"rows lost: {sorted(set(old) - set(new))}"
-    for endpoint_id, row in old.items():
-        for column in ("unit_price", "cost_per_call", "price_per_call", "input_schema", "output_schema"):
-            if row[column] is not None:
-                assert new[endpoint_id][column] is not None, f"{endpoint_id}.{column} became null"
-        if row["status"] != "removed":
-            assert new[endpoint_id]["status"] != "removed", f"{endpoint_id} was marked removed"
+    problems: list[str] = []
+    lost = sorted(set(old) - set(new))
+    if lost:
+        problems.append(f"rows lost: {lost}")
+    unexpected = sorted(set(new) - set(old) - set(added))
+    if unexpected:
+        problems.append(f"rows added that the case did not expect: {unexpected}")
+    changed: dict[str, set[str]] = {}
+    for endpoint_id in sorted(set(old) & set(new)):
+        row, now = old[endpoint_id], new[endpoint_id]
+        differing = {column for column in row if not _same_value(row[column], now.get(column))}
+        if not differing:
+            continue
+        changed[endpoint_id] = differing
+        permitted = set(allowed.get(endpoint_id, ()))
+        if permitted & differing:
+            permitted |= set(WRITE_STAMPS)
+        if set(PRICE_WRITE) & differing & permitted:
+            permitted |= set(PRICE_STAMPS)
+        if row["managed_by"] is None:
+            permitted -= set(APP_COLUMNS)
+        unexpected_columns = differing - permitted
+        if unexpected_columns - set(WRITE_STAMPS + PRICE_STAMPS):  # the stamps only where nothing else moved
+            unexpected_columns -= set(WRITE_STAMPS + PRICE_STAMPS)
+        problems += [
+            f"{endpoint_id}.{column} changed: {_shown(row[column])} -> {_shown(now.get(column))}"
+            + (" (a row GenFeed's app owns)" if row["managed_by"] is None and column in APP_COLUMNS else "")
+            for column in sorted(unexpected_columns)
+        ]
+        choice = _operator_choice(row)
+        if choice is not None and now["operator_enabled"] not in (row["operator_enabled"], choice):
+            problems.append(
+                f"{endpoint_id}.operator_enabled: the operator chose {choice}, the table now says "
+                f"{now['operator_enabled']!r}"
+            )
+    problems += _history_problems(before, after, changed, set(added))
+    assert not problems, "the table lost or changed what it should not have:\n" + "\n".join(problems[:25])
+    assert_people_rows_kept(before, after)
+
+
+def _same_value(old: Any, new: Any) -> bool:
+    return type(old) is type(new) and old == new
+
+
+def _operator_choice(row: Mapping[str, Any]) -> bool | None:
+    """The operator's choice on a managed row: recorded, or made since the last sync, or none."""
+    if row["managed_by"] != MANAGED_BY_PIPELINE:
+        return None
+    if row["operator_enabled"] is not None:
+        return bool(row["operator_enabled"])
+    if row["enabled_by_sync"] is not None and bool(row["enabled"]) != bool(row["enabled_by_sync"]):
+        return bool(row["enabled"])
+    return None
+
+
+def _history_problems(
+    before: Mapping[str, list], after: Mapping[str, list], changed: Mapping[str, set[str]], added: set[str]
+) -> list[str]:
+    problems = []
     for table in ("model_schema_history", "model_price_history", "sync_runs"):
-        assert all(row in after[table] for row in before[table]), f"{table}: rows lost or rewritten"
+        if not all(row in after[table] for row in before[table]):
+            problems.append(f"{table}: earlier rows lost or rewritten")
+    if len(after["sync_runs"]) > len(before["sync_runs"]) + 1:
+        problems.append("sync_runs: more than one run recorded")
+    repriced = {eid for eid, columns in changed.items() if columns & set(PRICE_HISTORY_COLUMNS)}
+    reshaped = {eid for eid, columns in changed.items() if columns & {"mapped_hash", "review_reason"}}
+    for table, moved, what in (
+        ("model_price_history", repriced, "price"),
+        ("model_schema_history", reshaped, "schema"),
+    ):
+        for row in after[table]:
+            if row not in before[table] and row["endpoint_id"] not in moved | added:
+                problems.append(f"{table}: a new row for {row['endpoint_id']}, whose {what} did not change")
+    return problems
+
+
+def assert_people_rows_kept(before: Mapping[str, list], after: Mapping[str, list]) -> None:
+    """The rows people own (`PEOPLE_ROWS`, where the table held them before), value by value against what
+    they wrote:
+
+    - GenFeed's app rows keep the six columns the app inserted and stay the app's (`managed_by`,
+      `enabled_by_sync` and `operator_enabled` null); the row of another provider is not written at all, the
+      fal row only in the pipeline's columns and only by a run that synced (added a `sync_runs` row);
+    - each operator's choice stands in `enabled`, and once a sync has run it is recorded in
+      `operator_enabled`.
+    """
+    old, new = by_id(before), by_id(after)
+    synced = len(after["sync_runs"]) > len(before["sync_runs"])
+    problems = []
+    for endpoint_id, written in APP_ROWS.items():
+        if endpoint_id not in old:
+            continue
+        row = new.get(endpoint_id)
+        if row is None:
+            problems.append(f"{endpoint_id}: the app's row is gone")
+            continue
+        expected = written | {"managed_by": None, "enabled_by_sync": None, "operator_enabled": None}
+        problems += [
+            f"{endpoint_id}.{column}: the app wrote {_shown(value)}, the table holds {_shown(row[column])}"
+            for column, value in expected.items()
+            if not _same_value(value, row[column])
+        ]
+        columns = sorted(c for c in row if not _same_value(row[c], old[endpoint_id][c]))
+        if columns and written["provider"] != "fal":
+            problems.append(f"{endpoint_id}: a row of another provider, written by the sync: {columns}")
+        elif columns and not synced:
+            problems.append(f"{endpoint_id}: written by a run that did not sync: {columns}")
+    for endpoint_id, choice in OPERATOR_CHOICES.items():
+        if endpoint_id not in old:
+            continue
+        row = new[endpoint_id]
+        if row["enabled"] is not choice:
+            problems.append(
+                f"{endpoint_id}.enabled: the operator set {choice}, the table holds {row['enabled']}"
+            )
+        recorded = choice if synced or old[endpoint_id]["operator_enabled"] is not None else None
+        if row["operator_enabled"] is not recorded:
+            problems.append(
+                f"{endpoint_id}.operator_enabled: {row['operator_enabled']!r}, expected {recorded!r} "
+                f"({'after' if synced else 'without'} a sync)"
+            )
+    assert not problems, "rows people own were not kept:\n" + "\n".join(problems)
 
 
 # -- the pipeline of one test ------------------------------------------------------------------------------
@@ -390,8 +617,11 @@ def open_pipeline(
     settings: EmulatorSettings | None = None,
     extra_env: Mapping[str, str] | None = None,
     baseline: bool = True,
+    people: bool = True,
 ) -> Iterator[Pipeline]:
-    """Emulator + definitions + instance + database under `root`; with `baseline`, a first good refresh.
+    """Emulator + definitions + instance + database under `root`; with `baseline`, a first good refresh, and
+    with `people` (and `baseline`), the rows people own in the table around it (`add_app_rows`,
+    `make_operator_choices`).
 
     The environment variables the definitions bind (`FAL_KEY`, `GENFEED_DATABASE_URL`, …) are set for the
     duration and restored afterwards.
@@ -411,38 +641,71 @@ def open_pipeline(
         pipeline = Pipeline(emulator, data_dir, url, defs, instance, engine, env)
         try:
             if baseline:
-                _baseline(pipeline, root)
+                _baseline(pipeline, root, people=people)
             yield pipeline
         finally:
             engine.dispose()
             instance.dispose()
 
 
-_TEMPLATE: dict[str, Path] = {}
+_TEMPLATE: dict[tuple[str, bool], Path] = {}
 
 
-def _baseline(pipeline: Pipeline, root: Path) -> None:
-    """The first good refresh. On SQLite with the standard catalog it is run once per session and copied
-    (database file, fal cache, stored asset values): every case starts from the same filled table."""
+def _baseline(pipeline: Pipeline, root: Path, *, people: bool) -> None:
+    """The first good refresh (with `people`: the app's rows inserted before it, the operator's choices made
+    after it). On SQLite with the standard catalog it is run once per session and copied (database file, fal
+    cache, stored asset values): every case starts from the same filled table."""
     standard = pipeline.database_url.startswith("sqlite") and _is_standard(pipeline.catalog)
-    if not standard:
-        pipeline.refresh()
-        return
-    template = _TEMPLATE.get("sqlite")
+    template = _TEMPLATE.get(("sqlite", people)) if standard else None
     if template is None:
+        if people:
+            add_app_rows(pipeline.engine)
         pipeline.refresh()
+        if people:
+            make_operator_choices(pipeline.engine)
+        if not standard:
+            return
         pipeline.engine.dispose()
         template = Path(os.environ.get("TMPDIR", "/tmp")) / f"genfeed-faults-template-{uuid.uuid4().hex[:8]}"
         template.mkdir(parents=True)
         shutil.copy2(root / "genfeed.sqlite3", template / "genfeed.sqlite3")
         shutil.copytree(pipeline.data_dir, template / "genfeed-data")
-        _TEMPLATE["sqlite"] = template
+        _TEMPLATE[("sqlite", people)] = template
         atexit.register(shutil.rmtree, template, ignore_errors=True)
         return
     pipeline.engine.dispose()
     shutil.copy2(template / "genfeed.sqlite3", root / "genfeed.sqlite3")
     shutil.rmtree(pipeline.data_dir)
     shutil.copytree(template / "genfeed-data", pipeline.data_dir)
+
+
+def add_app_rows(engine: sa.Engine) -> None:
+    """`APP_ROWS`, inserted as GenFeed's app inserts its rows: the six original columns, plain SQL, into the
+    migrated table (before the pipeline's first sync, so that it adopts them)."""
+    upgrade_to_head(engine)
+    pricing = "CAST(:pricing AS JSON)" if engine.dialect.name == "postgresql" else ":pricing"
+    insert = sa.text(
+        f"INSERT INTO models ({', '.join(ORIGINAL_COLUMNS)}) "
+        f"VALUES (:id, :name, :provider, :category, {pricing}, :enabled)"
+    )
+    with engine.begin() as connection:
+        for endpoint_id, row in APP_ROWS.items():
+            connection.execute(insert, {**row, "id": endpoint_id, "pricing": _json_text(row["pricing"])})
+
+
+def _json_text(value: Mapping[str, Decimal]) -> str:
+    """`{"fixedPrice": 0.05}`: decimals as JSON numbers, written as their exact text."""
+    return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in value.items()) + "}"
+
+
+def make_operator_choices(engine: sa.Engine) -> None:
+    """`OPERATOR_CHOICES`, made as GenFeed's admin makes them: `enabled` set in the table, nothing else."""
+    with engine.begin() as connection:
+        for endpoint_id, enabled in OPERATOR_CHOICES.items():
+            connection.execute(
+                sa.text(f"UPDATE models SET enabled = {'TRUE' if enabled else 'FALSE'} WHERE id = :id"),
+                {"id": endpoint_id},
+            )
 
 
 def _is_standard(catalog: EmulatedCatalog) -> bool:

@@ -7,6 +7,11 @@ truncated or HTML bodies, dropped connections, timeouts) must leave the tables e
 leaves them, apart from timestamps. A fault that outlasts the retries must leave every last good value in
 place, and the next clean refresh must catch up. A list that cannot be read stops the sync with the table
 untouched byte for byte.
+
+The baseline table also holds rows people own: the app's own rows with fixed prices (one for a fal endpoint
+whose price fal raises) and two operator choices. Every case compares every value of every row with the row
+before, allowing only the changes the case names (`assert_nothing_lost`), and checks the people's rows against
+what they wrote.
 """
 
 from __future__ import annotations
@@ -24,9 +29,16 @@ import pytest
 
 from genfeed_pipeline_tests.fal_emulator import Fault, RecordedRequest
 from genfeed_pipeline_tests.faults_support import (
+    APP_FAL,
+    CHOICES_RECORDED,
+    CLEAN_CHANGES,
     DOCUMENTED,
+    ENRICHED_PRICE,
+    OPERATOR_CHOICES,
+    PRICE_WRITE,
     PRICED,
     PRICED_TOO,
+    SCHEMA_WRITE,
     TIMESTAMP_COLUMNS,
     Pipeline,
     assert_nothing_lost,
@@ -47,6 +59,9 @@ from genfeed_pipeline_tests.faults_support import (
 Snapshot = dict[str, list[dict[str, Any]]]
 PRICE_COLUMNS = ("unit", "unit_raw", "unit_price", "cost_per_call", "price_per_call", "pricing")
 SCHEMA_COLUMNS = ("input_schema", "output_schema", "schema_hash", "mapped_hash", "capabilities")
+# `change_catalog`'s new prices, as a sync writes them (the app's fal row is enriched, its `pricing` kept).
+NEW_PRICES = {PRICED: PRICE_WRITE, PRICED_TOO: PRICE_WRITE, APP_FAL: ENRICHED_PRICE}
+NEW_SCHEMA = {DOCUMENTED: SCHEMA_WRITE}
 
 
 def comparable(snapshot: Snapshot) -> Snapshot:
@@ -58,9 +73,13 @@ def comparable(snapshot: Snapshot) -> Snapshot:
 def clean_result(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
     """The tables after a clean refresh of the changed catalog: what a run that rode out a fault equals."""
     with open_pipeline(tmp_path_factory.mktemp("clean")) as pipeline:
+        before = pipeline.snapshot()
         change_catalog(pipeline.catalog)
         pipeline.refresh(full_refresh=True)
-        return comparable(pipeline.snapshot())
+        after = pipeline.snapshot()
+        assert_nothing_lost(before, after, may_change=CLEAN_CHANGES)
+        assert changed_models(before, after) == set(CLEAN_CHANGES)
+        return comparable(after)
 
 
 @pytest.fixture
@@ -150,18 +169,19 @@ def test_a_fault_the_client_rides_out_leaves_a_clean_runs_table(
 
     assert [fault.times for fault in injected] == [0] * len(injected), "every fault was served in full"
     after = pipeline.snapshot()
-    assert_nothing_lost(before, after)
-    assert changed_models(before, after) == {PRICED, PRICED_TOO, DOCUMENTED}
+    assert_nothing_lost(before, after, may_change=CLEAN_CHANGES)
+    assert changed_models(before, after) == set(CLEAN_CHANGES)
     assert_equals_clean_run(after, clean_result)
     assert by_id(after)[PRICED]["unit_price"] == Decimal("0.004")
     summary = result.output_for_node("models_table")
-    assert (summary.new, summary.changed, summary.removed, summary.failed) == (0, 3, 0, 0)
+    assert (summary.new, summary.changed, summary.removed, summary.failed) == (0, 6, 0, 0)
 
 
 def test_a_429_storm_with_retry_after_is_waited_out_not_hammered(
     pipeline: Pipeline, clean_result: Snapshot
 ) -> None:
     """30 consecutive 429s with `Retry-After: 0.05` on the pricing API: each retry waits at least 0.05 s."""
+    before = pipeline.snapshot()
     change_catalog(pipeline.catalog)
     pipeline.emulator.reset_log()
     pipeline.emulator.inject(Fault(kind="status", status=429, times=30, retry_after=0.05, match=is_pricing))
@@ -172,7 +192,9 @@ def test_a_429_storm_with_retry_after_is_waited_out_not_hammered(
     assert [r.status for r in pricing] == [429] * 30 + [200]
     gaps = [later.started - earlier.ended for earlier, later in itertools.pairwise(pricing)]
     assert min(gaps) >= 0.045, "Retry-After was not honoured"
-    assert_equals_clean_run(pipeline.snapshot(), clean_result)
+    after = pipeline.snapshot()
+    assert_nothing_lost(before, after, may_change=CLEAN_CHANGES)
+    assert_equals_clean_run(after, clean_result)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -204,7 +226,7 @@ def test_random_5xx_on_a_fifth_of_all_requests_leaves_a_clean_runs_table(
         assert {500, 502, 503} <= set(statuses), "the storm never happened"
         assert 0.08 < sum(s >= 500 for s in statuses) / len(statuses) < 0.6
         after = pipeline.snapshot()
-        assert_nothing_lost(before, after)
+        assert_nothing_lost(before, after, may_change=CLEAN_CHANGES)
         assert_equals_clean_run(after, clean_result)
 
 
@@ -237,19 +259,19 @@ def test_a_pricing_outage_keeps_every_last_good_price_and_the_rest_syncs(
     result = pipeline.refresh(fal={"timeout_seconds": 0.3, "max_attempts": 3})
 
     after = pipeline.snapshot()
-    assert_nothing_lost(before, after)
+    assert_nothing_lost(before, after, may_change={**NEW_SCHEMA, **CHOICES_RECORDED})
     assert_columns_kept(before, after, PRICE_COLUMNS)
     assert by_id(after)[PRICED]["unit_price"] == Decimal("0.003"), "neither the new price nor null"
-    assert by_id(after)[DOCUMENTED]["mapped_hash"] != by_id(before)[DOCUMENTED]["mapped_hash"], (
-        "the rest syncs"
-    )
+    assert changed_models(before, after) == {DOCUMENTED, *OPERATOR_CHOICES}, "the rest syncs"
     assert new_rows(before, after, "model_price_history") == []
-    assert result.output_for_node("models_table").failed == len(by_id(before))
+    assert result.output_for_node("models_table").failed == len(pipeline.catalog.models)
     assert "price fetches failed" in materialization_metadata(result, "fal_model_list")["notes"].md_str
 
     pipeline.emulator.clear_faults()
     pipeline.refresh()
-    assert_equals_clean_run(pipeline.snapshot(), clean_result, same_run=False)  # the next run catches up
+    caught_up = pipeline.snapshot()
+    assert_nothing_lost(after, caught_up, may_change=NEW_PRICES)
+    assert_equals_clean_run(caught_up, clean_result, same_run=False)  # the next run catches up
 
 
 def test_a_pricing_outage_keeps_models_enabled_and_valid(pipeline: Pipeline) -> None:
@@ -261,8 +283,9 @@ def test_a_pricing_outage_keeps_models_enabled_and_valid(pipeline: Pipeline) -> 
     pipeline.refresh(fal={"max_attempts": 2})
 
     after = pipeline.snapshot()
-    assert_columns_kept(before, after, ("enabled", "enabled_by_sync", "validation_errors"))
-    assert changed_models(before, after) == set()
+    assert_nothing_lost(before, after, may_change=CHOICES_RECORDED)
+    assert_columns_kept(before, after, ("enabled", "validation_errors"))
+    assert changed_models(before, after) == set(OPERATOR_CHOICES)
 
 
 def test_a_schema_outage_keeps_every_last_good_schema_and_prices_still_sync(
@@ -275,19 +298,21 @@ def test_a_schema_outage_keeps_every_last_good_schema_and_prices_still_sync(
     result = pipeline.refresh(fal={"max_attempts": 3})
 
     after = pipeline.snapshot()
-    assert_nothing_lost(before, after)
+    assert_nothing_lost(before, after, may_change={**NEW_PRICES, **CHOICES_RECORDED})
     assert_columns_kept(before, after, SCHEMA_COLUMNS)
-    assert changed_models(before, after) == {PRICED, PRICED_TOO}
+    assert changed_models(before, after) == {*NEW_PRICES, *OPERATOR_CHOICES}
     assert by_id(after)[PRICED]["unit_price"] == Decimal("0.004")
     assert new_rows(before, after, "model_schema_history") == []
-    assert {r["endpoint_id"] for r in new_rows(before, after, "model_price_history")} == {PRICED, PRICED_TOO}
+    assert {r["endpoint_id"] for r in new_rows(before, after, "model_price_history")} == set(NEW_PRICES)
     schemas = materialization_metadata(result, "fal_openapi_schemas")
     assert schemas["by_status"].value["failed"] == 1
     assert "schema fetches failed" in schemas["notes"].md_str
 
     pipeline.emulator.clear_faults()
     pipeline.refresh()
-    assert_equals_clean_run(pipeline.snapshot(), clean_result, same_run=False)
+    caught_up = pipeline.snapshot()
+    assert_nothing_lost(after, caught_up, may_change=NEW_SCHEMA)
+    assert_equals_clean_run(caught_up, clean_result, same_run=False)
 
 
 def test_pricing_answering_401_takes_prices_from_the_cache_and_says_so(pipeline: Pipeline) -> None:
@@ -298,9 +323,9 @@ def test_pricing_answering_401_takes_prices_from_the_cache_and_says_so(pipeline:
     result = pipeline.refresh()
 
     after = pipeline.snapshot()
-    assert_nothing_lost(before, after)
+    assert_nothing_lost(before, after, may_change={**NEW_SCHEMA, **CHOICES_RECORDED})
     assert_columns_kept(before, after, (*PRICE_COLUMNS, "enabled", "validation_errors"))
-    assert changed_models(before, after) == {DOCUMENTED}  # schemas are public: they still sync
+    assert changed_models(before, after) == {DOCUMENTED, *OPERATOR_CHOICES}  # schemas are public: they sync
     assert by_id(after)[PRICED]["unit_price"] == Decimal("0.003")
     listing = materialization_metadata(result, "fal_model_list")
     notes = listing["notes"].md_str
@@ -351,12 +376,16 @@ def test_a_list_page_that_always_fails_stops_the_sync_and_the_table_stays_byte_f
     assert not step_succeeded(result, "models_table")
     pipeline.engine.dispose()
     assert digest(database_file(pipeline)) == file_before
-    assert pipeline.snapshot() == before
+    after = pipeline.snapshot()
+    assert after == before
+    assert_nothing_lost(before, after)  # and the people's rows hold what they wrote, choices not yet recorded
 
     pipeline.emulator.settings.failing_list_pages = set()
     pipeline.emulator.clear_faults()
     pipeline.refresh(fal=fal_config)
-    assert_equals_clean_run(pipeline.snapshot(), clean_result)
+    caught_up = pipeline.snapshot()
+    assert_nothing_lost(before, caught_up, may_change=CLEAN_CHANGES)
+    assert_equals_clean_run(caught_up, clean_result)
 
 
 def test_a_list_page_that_always_fails_on_postgresql_leaves_the_tables_unchanged(
@@ -370,7 +399,9 @@ def test_a_list_page_that_always_fails_on_postgresql_leaves_the_tables_unchanged
         result = pipeline.refresh(fal={"list_page_size": 10, "max_attempts": 3}, raise_on_error=False)
 
         assert not result.success and not step_succeeded(result, "models_table")
-        assert pipeline.snapshot() == before
+        after = pipeline.snapshot()
+        assert after == before
+        assert_nothing_lost(before, after)
 
 
 UNREACHABLE = {
@@ -394,12 +425,12 @@ def test_fal_unreachable_runs_from_the_cache_and_marks_nothing_removed(pipeline:
     result = pipeline.refresh(fal={"timeout_seconds": 0.3, "max_attempts": 2})
 
     after = pipeline.snapshot()
-    assert_nothing_lost(before, after)
-    assert changed_models(before, after) == set()
+    assert_nothing_lost(before, after, may_change=CHOICES_RECORDED)  # the operator's choices are recorded
+    assert changed_models(before, after) == set(OPERATOR_CHOICES)
     for table in ("model_schema_history", "model_price_history"):
         assert after[table] == before[table]
     run = after["sync_runs"][-1]
-    assert (run["source"], run["removed_count"], run["new_count"], run["changed_count"]) == ("cache", 0, 0, 0)
+    assert (run["source"], run["removed_count"], run["new_count"], run["changed_count"]) == ("cache", 0, 0, 2)
     listing = materialization_metadata(result, "fal_model_list")
     assert listing["data_source"].value == "cache"
     assert (
@@ -441,7 +472,7 @@ def test_fal_killed_while_schemas_are_fetched_loses_nothing_and_the_next_run_cat
     schema_requests = [r for r in emulator.requests if is_schema_batch(r)]
     assert len(schema_requests) < 20, "the kill came after every schema was fetched"
     after = pipeline.snapshot()
-    assert_nothing_lost(before, after)
+    assert_nothing_lost(before, after, may_change=CLEAN_CHANGES)  # whatever was fetched, or nothing
     assert_columns_kept(before, after, ("status",))
     if result.success:  # a run that goes on keeps every last good schema (DOCUMENTED's may be the new one)
         old, new = by_id(before), by_id(after)
@@ -461,12 +492,15 @@ def test_fal_killed_while_schemas_are_fetched_loses_nothing_and_the_next_run_cat
     emulator.settings.latency = 0.0
     emulator.start()
     pipeline.refresh()
-    assert_equals_clean_run(pipeline.snapshot(), clean_result, same_run=False)
+    caught_up = pipeline.snapshot()
+    assert_nothing_lost(after, caught_up, may_change=CLEAN_CHANGES)
+    assert_equals_clean_run(caught_up, clean_result, same_run=False)
 
 
 def test_expansion_failed_for_a_third_of_the_models_falls_back_to_the_queue_schemas(
     pipeline: Pipeline, clean_result: Snapshot
 ) -> None:
+    before = pipeline.snapshot()
     change_catalog(pipeline.catalog)
     documented = [eid for eid in pipeline.catalog.models if eid in pipeline.catalog.openapi]
     third = set(documented[::3]) | {DOCUMENTED}
@@ -480,4 +514,6 @@ def test_expansion_failed_for_a_third_of_the_models_falls_back_to_the_queue_sche
     schemas = materialization_metadata(result, "fal_openapi_schemas")
     assert schemas["by_status"].value["fallback"] == len(third)
     assert schemas["by_status"].value["failed"] == 0
-    assert_equals_clean_run(pipeline.snapshot(), clean_result)
+    after = pipeline.snapshot()
+    assert_nothing_lost(before, after, may_change=CLEAN_CHANGES)
+    assert_equals_clean_run(after, clean_result)
