@@ -191,7 +191,6 @@ def change_models_enabled(
             model_filter=config.model_filter(),
             reason=config.reason,
             actor=actor(context),
-            deployment=pricing.policy().deployment.value,
             dry_run=config.dry_run,
         )
     context.log.info(
@@ -244,7 +243,6 @@ def accept_held_schema_changes(
             config.endpoint_ids,
             actor=actor(context),
             reason=config.reason,
-            deployment=pricing.policy().deployment.value,
             dry_run=config.dry_run,
         )
     context.log.info("%d held, %d accepted", len(outcome.held), len(outcome.accepted))

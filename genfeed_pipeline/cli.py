@@ -488,7 +488,7 @@ def _print_action(outcome: ActionOutcome, as_json: bool) -> None:
 def _operator(action: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
         model_filter = _model_filter(args)
-        with _opened_store() as (store, settings):
+        with _opened_store() as (store, _):
             outcome = set_enabled(
                 store,
                 action,
@@ -496,7 +496,6 @@ def _operator(action: str) -> Any:
                 model_filter=model_filter,
                 reason=args.reason,
                 actor=args.by,
-                deployment=settings.deployment.value,
                 dry_run=args.dry_run,
             )
         _print_action(outcome, args.json)
@@ -545,13 +544,12 @@ def _recommendations(args: argparse.Namespace) -> int:
 
 
 def _accept(args: argparse.Namespace) -> int:
-    with _opened_store() as (store, settings):
+    with _opened_store() as (store, _):
         outcome = accept_changes(
             store,
             args.endpoint_id,
             actor=args.by,
             reason=args.reason,
-            deployment=settings.deployment.value,
             now=datetime.now(UTC),
             dry_run=args.dry_run,
         )

@@ -28,6 +28,7 @@ from genfeed_pipeline.jobs import refresh_fal_catalog
 from genfeed_pipeline.resources import (
     CatalogCheckSettings,
     CatalogDatabase,
+    CatalogMigrations,
     ClockResource,
     FalApiResource,
     FalCatalogResource,
@@ -52,11 +53,13 @@ def fal_resource(settings: PipelineSettings) -> FalCatalogResource:
     )
 
 
-def database_resource(settings: PipelineSettings) -> CatalogDatabase:
+def database_resource(
+    settings: PipelineSettings, kind: type[CatalogDatabase] = CatalogDatabase
+) -> CatalogDatabase:
     """The URL may carry a password: when it comes from the environment it is bound as an EnvVar."""
     if settings.database_url_from_env:
-        return CatalogDatabase(url=dg.EnvVar("GENFEED_DATABASE_URL"))
-    return CatalogDatabase(url=settings.database_url)
+        return kind(url=dg.EnvVar("GENFEED_DATABASE_URL"))
+    return kind(url=settings.database_url)
 
 
 def webhook_resource(settings: PipelineSettings) -> WebhookResource:
@@ -90,6 +93,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         resources={
             "fal": fal_resource(settings),
             "database": database_resource(settings),
+            "catalog_migrations": database_resource(settings, CatalogMigrations),
             "pricing": PricingPolicyResource(deployment=settings.deployment.value),
             "catalog_checks": CatalogCheckSettings(),
             "alerts": webhook_resource(settings),

@@ -99,6 +99,20 @@ class CatalogDatabase(dg.ConfigurableResource):
         return CatalogStore(self.engine())
 
 
+class CatalogMigrations(CatalogDatabase):
+    """The same database, its catalog tables brought up to date when a job that writes them starts.
+
+    Required by the steps that write the catalog (the sync, the usage tables); Dagster sets it up before
+    the run's first step, so the run's reads and checks already see the migrated tables. Reads, checks and
+    the admin jobs never migrate: `genfeed-catalog migrate` does, and this.
+    """
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        revision = self.store().migrate()
+        if context.log is not None:
+            context.log.info("catalog tables at revision %s", revision)
+
+
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> sa.Engine:
     return create_catalog_engine(url)

@@ -27,7 +27,8 @@ from genfeed_pipeline.db.migrate import head_revision, upgrade_to_head
 from genfeed_pipeline.db.tables import model_admin_actions
 from genfeed_pipeline.pricing import PricingPolicy
 from genfeed_pipeline.settings import Deployment
-from genfeed_pipeline.sync.history import policy_allows, schema_history
+from genfeed_pipeline.sync.enabled import policy_verdict, row_state
+from genfeed_pipeline.sync.history import schema_history
 from genfeed_pipeline.sync.store import CatalogStore
 from genfeed_pipeline_tests.test_admin_support import (
     APP_ROW,
@@ -53,7 +54,6 @@ def disable_bria_images(store: CatalogStore, **kwargs) -> None:
         model_filter=BRIA_IMAGES,
         reason="bria contract paused",
         actor="alice",
-        deployment="cloud",
         now=NOW,
         **kwargs,
     )
@@ -87,15 +87,13 @@ def operator_choice_survives_a_refresh_and_undo_returns_to_policy(catalog: Catal
     catalog.refresh()
     assert_bria_images_disabled_by_alice(catalog)
 
-    outcome = set_enabled(
-        store, "undo", model_filter=BRIA_IMAGES, reason=None, actor="bob", deployment="cloud", now=NOW
-    )
+    outcome = set_enabled(store, "undo", model_filter=BRIA_IMAGES, reason=None, actor="bob", now=NOW)
     assert len(outcome.changes) == 17
     after_undo = catalog.rows()
     for endpoint_id, row in after_undo.items():
         if BRIA_IMAGES.matches(row):
             assert row["operator_enabled"] is None and row["operator_reason"] is None
-            assert bool(row["enabled"]) is policy_allows(row, "cloud") is (endpoint_id in enabled_before)
+            assert bool(row["enabled"]) is row_state(row).policy.enabled is (endpoint_id in enabled_before)
             assert row["enabled_by_sync"] == row["enabled"]
     undo_rows = catalog.audit()[17:]
     assert {(a["action"], a["actor"], a["reason"]) for a in undo_rows} == {("undo", "bob", "operator undo")}
@@ -116,7 +114,7 @@ def test_the_same_on_postgresql(postgres_catalog: Catalog) -> None:
     assert_bria_images_disabled_by_alice(postgres_catalog)
     audit = postgres_catalog.audit()
     assert len(audit) == 17 and audit[0]["at"] == NOW and audit[0]["actor"] == "alice"
-    set_enabled(store, "undo", model_filter=BRIA_IMAGES, reason="resumed", actor="bob", deployment="cloud")
+    set_enabled(store, "undo", model_filter=BRIA_IMAGES, reason="resumed", actor="bob")
     rows = postgres_catalog.rows()
     assert rows["bria/fibo/generate"]["enabled"] is True and rows[INVALID]["enabled"] is False
     assert all(row["operator_enabled"] is None for row in rows.values() if BRIA_IMAGES.matches(row))
@@ -127,22 +125,16 @@ def test_enabling_a_held_removed_or_invalid_model_is_refused_and_nothing_is_writ
     before = catalog.rows()
     for refused, words in ((HELD, "held for review"), (REMOVED, "removed"), (INVALID, "invalid (no price)")):
         with pytest.raises(AdminError, match=re.escape(words)) as error:
-            set_enabled(
-                store, "enable", endpoint_ids=[POLICY_OFF, refused], reason="x", actor="a", deployment="cloud"
-            )
+            set_enabled(store, "enable", endpoint_ids=[POLICY_OFF, refused], reason="x", actor="a")
         assert "nothing was changed" in str(error.value)
     with pytest.raises(AdminError, match="genfeed-catalog accept fal-ai/ideogram/v2"):
-        set_enabled(store, "enable", endpoint_ids=[HELD], reason="x", actor="a", deployment="cloud")
+        set_enabled(store, "enable", endpoint_ids=[HELD], reason="x", actor="a")
     assert catalog.rows() == before and catalog.audit() == []
 
     with pytest.raises(UnknownModel, match="did you mean fal-ai/flux/dev"):
-        set_enabled(
-            store, "disable", endpoint_ids=["fal-ai/flux/dex"], reason="x", actor="a", deployment="cloud"
-        )
+        set_enabled(store, "disable", endpoint_ids=["fal-ai/flux/dex"], reason="x", actor="a")
 
-    outcome = set_enabled(
-        store, "disable", endpoint_ids=[HELD, REMOVED], reason="retired", actor="a", deployment="cloud"
-    )
+    outcome = set_enabled(store, "disable", endpoint_ids=[HELD, REMOVED], reason="retired", actor="a")
     assert [c.endpoint_id for c in outcome.changes] == [HELD, REMOVED]  # disabling is always allowed
     assert catalog.row(HELD)["operator_enabled"] is False
 
@@ -152,7 +144,6 @@ def test_enabling_a_held_removed_or_invalid_model_is_refused_and_nothing_is_writ
         model_filter=ModelFilter(owner="fal-ai", search="ideogram/v2"),
         reason="x",
         actor="a",
-        deployment="cloud",
         dry_run=True,
     )
     assert HELD in {item.endpoint_id for item in by_filter.refused}  # a filter skips, and lists, refusals
@@ -168,11 +159,11 @@ def test_bad_requests_are_refused_with_a_clear_message(catalog: Catalog) -> None
         ({"model_filter": ModelFilter(owner="nobody")}, "no model matches owner=nobody"),
     ]
     for kwargs, message in cases:
-        arguments = {"reason": "why", "actor": "a", "deployment": "cloud"} | kwargs
+        arguments = {"reason": "why", "actor": "a"} | kwargs
         with pytest.raises(AdminError, match=message):
             set_enabled(store, "disable", **arguments)
     with pytest.raises(AdminError, match="enable, disable or undo"):
-        set_enabled(store, "toggle", endpoint_ids=[FLUX_DEV], reason="x", actor="a", deployment="cloud")
+        set_enabled(store, "toggle", endpoint_ids=[FLUX_DEV], reason="x", actor="a")
 
 
 def test_undo_on_a_row_genfeeds_app_owns_restores_the_apps_value(catalog: Catalog) -> None:
@@ -184,20 +175,29 @@ def test_undo_on_a_row_genfeeds_app_owns_restores_the_apps_value(catalog: Catalo
         endpoint_ids=[APP_ROW],
         reason="fixed price below cost",
         actor="a",
-        deployment="cloud",
     )
-    set_enabled(
-        store, "enable", endpoint_ids=[APP_ROW], reason="changed my mind", actor="a", deployment="cloud"
-    )
-    set_enabled(store, "disable", endpoint_ids=[APP_ROW], reason="no, off", actor="a", deployment="cloud")
-    set_enabled(store, "undo", endpoint_ids=[APP_ROW], reason=None, actor="a", deployment="cloud")
+    set_enabled(store, "enable", endpoint_ids=[APP_ROW], reason="changed my mind", actor="a")
+    set_enabled(store, "disable", endpoint_ids=[APP_ROW], reason="no, off", actor="a")
+    set_enabled(store, "undo", endpoint_ids=[APP_ROW], reason=None, actor="a")
     row = catalog.row(APP_ROW)
     assert (
         row["enabled"] is True and row["operator_enabled"] is None
     )  # the app's value before the first action
     assert [a["action"] for a in catalog.audit()] == ["disable", "enable", "disable", "undo"]
-    nothing = set_enabled(store, "undo", endpoint_ids=[APP_ROW], reason=None, actor="a", deployment="cloud")
+    nothing = set_enabled(store, "undo", endpoint_ids=[APP_ROW], reason=None, actor="a")
     assert nothing.changes == [] and nothing.skipped[0].why == "no operator choice to undo"
+
+
+def synced(row: dict, deployment: str) -> dict:
+    """The row with the policy verdict a sync in `deployment` stores on it (the enable rule's step 3)."""
+    verdict = policy_verdict(
+        valid=not row.get("validation_errors"),
+        priced=row.get("cost_per_call") is not None,
+        unit_known=True,
+        stub=False,
+        deployment=deployment,
+    )
+    return row | {"policy_enabled": verdict.enabled, "policy_reason": verdict.reason}
 
 
 def test_undo_mirrors_the_planners_precedence() -> None:
@@ -212,17 +212,18 @@ def test_undo_mirrors_the_planners_precedence() -> None:
         "review_reason": None,
         "cost_per_call": Decimal("0.01"),
     }
-    assert policy_target(base, "cloud") is True
-    assert policy_target(base | {"cost_per_call": None}, "cloud") is False
-    assert policy_target(base | {"cost_per_call": None}, "core") is True
+    assert policy_target(synced(base, "cloud")) is True
+    assert policy_target(synced(base | {"cost_per_call": None}, "cloud")) is False
+    assert policy_target(synced(base | {"cost_per_call": None}, "core")) is True
     for forced_off in ({"status": "removed"}, {"review_reason": "held"}, {"validation_errors": ["no price"]}):
-        assert policy_target(base | forced_off, "core") is False
+        assert policy_target(synced(base | forced_off, "core")) is False
     assert has_operator_choice(base)
     assert has_operator_choice(
         base | {"operator_enabled": None, "enabled": True}
     )  # toggled in GenFeed's admin
     assert not has_operator_choice(base | {"operator_enabled": None})
-    change = plan_change(base, OperatorAction.UNDO, reason="r", now=NOW, deployment="cloud")
+    base = synced(base, "cloud")
+    change = plan_change(base, OperatorAction.UNDO, reason="r", now=NOW)
     assert not isinstance(change, Skipped)
     assert change.values == {
         "enabled": True,
@@ -231,7 +232,7 @@ def test_undo_mirrors_the_planners_precedence() -> None:
         "operator_reason": None,
         "operator_changed_at": NOW,
     }
-    same = plan_change(base, OperatorAction.DISABLE, reason="r", now=NOW, deployment="cloud")
+    same = plan_change(base, OperatorAction.DISABLE, reason="r", now=NOW)
     assert isinstance(same, Skipped) and not same.refused
 
 
@@ -239,7 +240,7 @@ def test_accept_ships_the_held_change_and_is_audited(catalog: Catalog) -> None:
     store = CatalogStore(catalog.engine)
     before = catalog.rows()
     assert before[HELD]["review_reason"] and not before[HELD]["enabled"]
-    dry = accept_changes(store, [], actor="carol", reason=None, deployment="cloud", dry_run=True)
+    dry = accept_changes(store, [], actor="carol", reason=None, dry_run=True)
     assert [h.endpoint_id for h in dry.held] == [HELD]
     assert [c.describe() for c in dry.held[0].changes] == [
         "input legacy_style: removed (was string) (breaking)"
@@ -247,10 +248,8 @@ def test_accept_ships_the_held_change_and_is_audited(catalog: Catalog) -> None:
     assert catalog.rows() == before and catalog.audit() == []
 
     with pytest.raises(UnknownModel):
-        accept_changes(store, ["fal-ai/nope"], actor="carol", reason=None, deployment="cloud")
-    done = accept_changes(
-        store, [HELD, FLUX_DEV], actor="carol", reason="looked at it", deployment="cloud", now=NOW
-    )
+        accept_changes(store, ["fal-ai/nope"], actor="carol", reason=None)
+    done = accept_changes(store, [HELD, FLUX_DEV], actor="carol", reason="looked at it", now=NOW)
     assert done.accepted == [HELD] and done.not_held == [FLUX_DEV]
     row = catalog.row(HELD)
     assert row["review_reason"] is None and row["enabled"] is True
@@ -270,9 +269,7 @@ def test_accept_ships_the_held_change_and_is_audited(catalog: Catalog) -> None:
 
 def test_recommendations_dry_run_writes_nothing_then_apply_writes(catalog: Catalog) -> None:
     store = CatalogStore(catalog.engine)
-    set_enabled(
-        store, "disable", endpoint_ids=[FLUX_DEV], reason="too popular", actor="a", deployment="cloud"
-    )
+    set_enabled(store, "disable", endpoint_ids=[FLUX_DEV], reason="too popular", actor="a")
     before, audit_before = catalog.rows(), catalog.audit()
     policy = PricingPolicy(deployment=Deployment.CLOUD)
 

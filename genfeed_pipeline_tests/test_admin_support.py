@@ -38,9 +38,9 @@ from genfeed_pipeline.db.tables import (
 )
 from genfeed_pipeline.definitions import build_definitions
 from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
-from genfeed_pipeline.pricing import PricingPolicy, policy_enabled
-from genfeed_pipeline.settings import Deployment, PipelineSettings
+from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
+from genfeed_pipeline.sync.review import review_catalog
 from genfeed_pipeline.sync.store import CatalogStore, SyncOutcome
 from genfeed_pipeline_tests.test_sync_job import app_created_table
 
@@ -177,11 +177,10 @@ def sync_again(engine: sa.Engine, deployment: str = "cloud") -> SyncOutcome:
     the same `CatalogStore.sync` call, without discovering and pricing the snapshot again)."""
     listing: CatalogListing = _TEMPLATE_RUN["listing"]
     priced: PricedCatalog = _TEMPLATE_RUN["priced"]
-    policy = PricingPolicy(deployment=Deployment(deployment))
     context = SyncContext(mode=SyncMode.FULL, source=listing.source, data_as_of=listing.as_of, now=utc_now())
-    return CatalogStore(engine).sync(
-        context, priced.models, lambda model: policy_enabled(model, policy), deployment=deployment
-    )
+    with engine.connect() as connection:  # the review the run's genfeed_models step makes
+        review = review_catalog(connection, {eid: model.model for eid, model in priced.models.items()})
+    return CatalogStore(engine).sync(context, priced.models, held=review.held, deployment=deployment)
 
 
 @pytest.fixture(name="catalog")

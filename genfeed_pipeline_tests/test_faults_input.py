@@ -638,7 +638,7 @@ def test_generated_endpoint_ids_map_price_and_plan_without_surprises(endpoint_id
     quote = PriceQuote(endpoint_id, Decimal("0.003"), "megapixels", "USD", DataSource.LIVE, NOW)
     priced = price_model(model, PriceLookup(PriceStatus.PRICED, quote), CLOUD)
     context = SyncContext(mode=SyncMode.FULL, source=DataSource.LIVE, data_as_of=NOW, now=NOW)
-    plan = SyncPlanner(context, lambda p: policy_enabled(p, CLOUD)).plan({}, {endpoint_id: priced})
+    plan = SyncPlanner(context).plan({}, {endpoint_id: priced})
     if len(endpoint_id) > MAX_ENDPOINT_ID_LENGTH:
         assert not plan.changes and plan.warnings, "an id longer than the column is skipped, with a warning"
         return
@@ -660,7 +660,7 @@ def test_a_model_whose_price_fetch_failed_never_loses_its_price_in_the_plan() ->
     quote = PriceQuote(PRICED, Decimal("0.003"), "megapixels", "USD", DataSource.LIVE, NOW)
     good = price_model(FLUX_SCHNELL, PriceLookup(PriceStatus.PRICED, quote), CLOUD)
     context = SyncContext(mode=SyncMode.FULL, source=DataSource.LIVE, data_as_of=NOW, now=NOW)
-    planner = SyncPlanner(context, lambda p: policy_enabled(p, CLOUD))
+    planner = SyncPlanner(context)
     (insert,) = planner.plan({}, {PRICED: good}).changes
 
     failed = price_model(FLUX_SCHNELL, PriceLookup(PriceStatus.FAILED, error="boom"), CLOUD)

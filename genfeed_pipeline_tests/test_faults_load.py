@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.tables import model_price_history, models
 from genfeed_pipeline.fal.catalog import DataSource
-from genfeed_pipeline.pricing import PricedModel, PricingPolicy, policy_enabled
+from genfeed_pipeline.pricing import PricedModel, PricingPolicy
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.sync.store import CatalogStore
 from genfeed_pipeline_tests.faults_support import (
@@ -151,7 +151,7 @@ class LockWaitMonitor:
 def test_readers_see_the_old_or_the_new_catalog_and_never_wait(
     tmp_path: Path, postgres_url: str, priced_snapshot: tuple[dict[str, PricedModel], PricingPolicy]
 ) -> None:
-    catalog, policy = priced_snapshot
+    catalog, _ = priced_snapshot
     engine = create_catalog_engine(postgres_url)
     store = CatalogStore(engine)
     store.migrate()
@@ -160,7 +160,7 @@ def test_readers_see_the_old_or_the_new_catalog_and_never_wait(
     )
 
     def sync(priced: dict[str, PricedModel]) -> int:
-        outcome = store.sync(context, priced, lambda p: policy_enabled(p, policy), deployment="cloud")
+        outcome = store.sync(context, priced, deployment="cloud")
         return outcome.plan.updated
 
     sync(catalog)

@@ -24,7 +24,7 @@ from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import upgrade_to_head
 from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE, models
 from genfeed_pipeline.fal.catalog import DataSource
-from genfeed_pipeline.pricing import CLOUD_RULE, CORE_RULE, RateCardInputError, evaluate, policy_enabled
+from genfeed_pipeline.pricing import CLOUD_RULE, CORE_RULE, RateCardInputError, evaluate
 from genfeed_pipeline.pricing.drift import find_price_drift
 from genfeed_pipeline.pricing.rate_card import rate_card_schema, schema_errors
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
@@ -394,19 +394,20 @@ def test_drift_flags_a_changed_quantity_rule_only(priced_snapshot: tuple[dict[st
 def test_the_sync_refuses_a_card_that_does_not_validate_and_names_the_model(
     backend: str, priced_snapshot: tuple[dict[str, Any], Any], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    priced, policy = priced_snapshot
+    priced, _ = priced_snapshot
     url = (
         f"sqlite:///{tmp_path / 'cards.sqlite3'}"
         if backend == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
     store = CatalogStore(create_catalog_engine(url))
+    store.migrate()
     flux, schnell = priced["fal-ai/flux/dev"], priced["fal-ai/flux/schnell"]
     start = datetime(2026, 12, 1, tzinfo=UTC)
 
     def sync(models: dict[str, Any], at: datetime) -> Any:
         context = SyncContext(mode=SyncMode.FULL, source=DataSource.LIVE, data_as_of=at, now=at)
-        return store.sync(context, models, lambda model: policy_enabled(model, policy), deployment="cloud")
+        return store.sync(context, models, deployment="cloud")
 
     sync({flux.endpoint_id: flux}, start)
     with store.engine.connect() as connection:

@@ -12,10 +12,9 @@ import sqlalchemy as sa
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.tables import models
 from genfeed_pipeline.fal.catalog import DataSource
-from genfeed_pipeline.pricing import policy_enabled
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.sync.store import CatalogStore
-from genfeed_pipeline_tests.test_sync_plan import CLOUD, NOW, priced
+from genfeed_pipeline_tests.test_sync_plan import NOW, priced
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,7 +57,7 @@ def test_a_second_sync_waits_for_the_first(store: CatalogStore) -> None:
     first = threading.Thread(target=first_sync_in_progress)
     first.start()
     assert holding.wait(10)
-    outcome = store.sync(context, {"fal-ai/a": model}, lambda p: policy_enabled(p, CLOUD), deployment="cloud")
+    outcome = store.sync(context, {"fal-ai/a": model}, deployment="cloud")
     finished_at = time.monotonic()
     first.join()
 

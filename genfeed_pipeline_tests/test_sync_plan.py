@@ -9,8 +9,9 @@ import pytest
 
 from genfeed_pipeline.fal.catalog import DataSource, PriceLookup, PriceQuote, PriceStatus
 from genfeed_pipeline.mapping.model import GenFeedModel, ModelType
-from genfeed_pipeline.pricing import PricedModel, PricingPolicy, policy_enabled, price_model
+from genfeed_pipeline.pricing import PricedModel, PricingPolicy, price_model
 from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline.sync.completeness import judge_completeness
 from genfeed_pipeline.sync.plan import Action, SyncContext, SyncMode, SyncPlanner, model_values
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -38,13 +39,27 @@ def priced(
     return price_model(model, PriceLookup(PriceStatus.PRICED, quote), CLOUD)
 
 
-def context(**overrides) -> SyncContext:
+def context(**overrides) -> dict:
+    """What a run knows before it syncs: the mode and source, and the listing's facts (`complete_listing`,
+    `previous_endpoints_seen`, `requested_endpoint_ids`) that the verdict is judged on."""
     values = {"mode": SyncMode.FULL, "source": DataSource.LIVE, "data_as_of": NOW, "now": NOW}
-    return SyncContext(**{**values, **overrides})
+    return {**values, **overrides}
 
 
 def plan(existing, models, ctx=None, held=None):
-    planner = SyncPlanner(ctx or context(), lambda p: policy_enabled(p, CLOUD), held)
+    facts = dict(ctx or context())
+    complete = facts.pop("complete_listing", True)
+    previous = facts.pop("previous_endpoints_seen", None)
+    verdict = judge_completeness(
+        complete=complete,
+        list_errors=[],
+        endpoints=len(models),
+        previous_endpoints=previous,
+        drop_threshold=0.10,
+        whole_catalog=facts.get("requested_endpoint_ids") is None,
+        source=facts["source"].value,
+    )
+    planner = SyncPlanner(SyncContext(**facts, completeness=verdict), held)
     return planner.plan(existing, {m.endpoint_id: m for m in models})
 
 

@@ -40,7 +40,7 @@ from genfeed_pipeline.fal.catalog import DataSource  # noqa: E402
 from genfeed_pipeline.fal.client import FalClientSettings  # noqa: E402
 from genfeed_pipeline.fal.source import LiveCatalogSource  # noqa: E402
 from genfeed_pipeline.mapping import map_catalog  # noqa: E402
-from genfeed_pipeline.pricing import PricingPolicy, evaluate, policy_enabled, price_catalog  # noqa: E402
+from genfeed_pipeline.pricing import PricingPolicy, evaluate, price_catalog  # noqa: E402
 from genfeed_pipeline.settings import Deployment  # noqa: E402
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode  # noqa: E402
 from genfeed_pipeline.sync.store import CatalogStore  # noqa: E402
@@ -139,7 +139,7 @@ def sync_into(url: str, priced: dict, listing, policy: PricingPolicy) -> tuple[f
     )
 
     def run() -> int:
-        outcome = store.sync(context, priced, lambda p: policy_enabled(p, policy), deployment="cloud")
+        outcome = store.sync(context, priced, deployment="cloud")
         return outcome.plan.inserted + outcome.plan.updated + outcome.plan.removed
 
     _, fresh = timed(run)
@@ -173,7 +173,7 @@ def concurrent_readers(url: str, priced: dict, listing, policy: PricingPolicy, r
     )
     reader = run_app_reader(url, readers=readers)
     time.sleep(0.3)
-    store.sync(context, repriced, lambda p: policy_enabled(p, policy), deployment="cloud")
+    store.sync(context, repriced, deployment="cloud")
     output, _ = reader.communicate(timeout=300)
     engine.dispose()
     return json.loads(output)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -30,10 +30,12 @@ import sqlalchemy as sa
 from genfeed_pipeline.admin.catalog import get_rows, load_rows
 from genfeed_pipeline.admin.errors import AdminError
 from genfeed_pipeline.admin.filters import ModelFilter
-from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE, model_admin_actions, models
+from genfeed_pipeline.clock import utc_now
+from genfeed_pipeline.db.tables import model_admin_actions, models
 from genfeed_pipeline.sync import history
-from genfeed_pipeline.sync.history import HeldChange, held_changes, policy_allows
-from genfeed_pipeline.sync.store import CatalogStore
+from genfeed_pipeline.sync.enabled import decide_enabled, managed, operator_choice, row_state
+from genfeed_pipeline.sync.history import HeldChange, held_changes
+from genfeed_pipeline.sync.store import CatalogNotMigrated, CatalogStore, locked_transaction, require_migrated
 
 Row = dict[str, Any]
 
@@ -57,10 +59,6 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -132,10 +130,6 @@ class ActionOutcome:
 # -- the rules, on plain rows ------------------------------------------------------------------------
 
 
-def managed(row: Mapping[str, Any]) -> bool:
-    return row.get("managed_by") == MANAGED_BY_PIPELINE
-
-
 def why_not_enable(row: Mapping[str, Any]) -> str | None:
     """Why an operator may not enable this model (precedence step (1) of the contract), or None."""
     if row.get("status") == "removed":
@@ -151,19 +145,14 @@ def why_not_enable(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def policy_target(row: Mapping[str, Any], deployment: str) -> bool:
-    """What the sync writes when nobody has chosen: removed, held or invalid → false, else policy."""
-    if row.get("status") == "removed" or row.get("review_reason") or row.get("validation_errors"):
-        return False
-    return policy_allows(dict(row), deployment)
+def policy_target(row: Mapping[str, Any]) -> bool:
+    """What the enable rule gives a row when nobody has chosen (the policy verdict the last sync stored)."""
+    return decide_enabled(replace(row_state(row), operator_choice=None)).enabled
 
 
 def has_operator_choice(row: Mapping[str, Any]) -> bool:
     """A choice recorded in `operator_enabled`, or (managed rows) made in GenFeed's admin since the sync."""
-    if row.get("operator_enabled") is not None:
-        return True
-    written = row.get("enabled_by_sync")
-    return managed(row) and written is not None and bool(row.get("enabled")) != bool(written)
+    return operator_choice(row) is not None
 
 
 def plan_change(
@@ -172,7 +161,6 @@ def plan_change(
     *,
     reason: str,
     now: datetime,
-    deployment: str,
     restore: Mapping[str, bool] | None = None,
     audit_action: AuditAction | None = None,
 ) -> ModelChange | Skipped:
@@ -184,7 +172,7 @@ def plan_change(
         if not has_operator_choice(row):
             return Skipped(endpoint_id, "no operator choice to undo", refused=False)
         if managed(row):
-            target = policy_target(row, deployment)
+            target = policy_target(row)
             values: Row = {"enabled": target, "enabled_by_sync": target}
         else:
             target = (restore or {}).get(endpoint_id, before)
@@ -219,14 +207,19 @@ def enabled_before_operator(actions: Iterable[Mapping[str, Any]]) -> dict[str, b
 
 @contextmanager
 def catalog_transaction(store: CatalogStore, *, dry_run: bool) -> Iterator[sa.Connection]:
-    """The sync's lock for a write; a plain read (nothing written, nobody blocked) for a dry run."""
-    store.migrate()
-    if dry_run:
-        with store.engine.connect() as connection:
-            yield connection
-    else:
-        with store.locked_transaction() as connection:
-            yield connection
+    """The sync's lock for a write; a plain read (nothing written, nobody blocked) for a dry run. Either
+    way on tables `genfeed-catalog migrate` has brought up to date (else an `AdminError` saying so)."""
+    try:
+        if dry_run:
+            with store.engine.connect() as connection:
+                require_migrated(connection)
+                yield connection
+        else:
+            with locked_transaction(store.engine) as connection:
+                require_migrated(connection)
+                yield connection
+    except CatalogNotMigrated as error:
+        raise AdminError(str(error)) from None
 
 
 def _audit_history(connection: sa.Connection, endpoint_ids: Sequence[str]) -> list[Row]:
@@ -297,7 +290,6 @@ def set_enabled(
     model_filter: ModelFilter | None = None,
     reason: str | None,
     actor: str,
-    deployment: str,
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> ActionOutcome:
@@ -333,7 +325,7 @@ def set_enabled(
             unmanaged = [str(row["id"]) for row in rows if not managed(row)]
             restore = enabled_before_operator(_audit_history(connection, unmanaged)) if unmanaged else {}
         for row in rows:
-            planned = plan_change(row, action, reason=reason, now=at, deployment=deployment, restore=restore)
+            planned = plan_change(row, action, reason=reason, now=at, restore=restore)
             if isinstance(planned, ModelChange):
                 outcome.changes.append(planned)
             else:
@@ -350,22 +342,6 @@ def set_enabled(
 
 
 # -- accepting held schema changes -------------------------------------------------------------------
-
-
-class _OpenTransaction(CatalogStore):
-    """A store whose locked transaction is one already open: `history.accept` then writes on it, so its
-    changes and their audit rows commit together (or not at all)."""
-
-    def __init__(self, connection: sa.Connection) -> None:
-        super().__init__(connection.engine)
-        self._connection = connection
-
-    def migrate(self) -> str | None:
-        return None
-
-    @contextmanager
-    def locked_transaction(self) -> Iterator[sa.Connection]:
-        yield self._connection
 
 
 @dataclass
@@ -392,7 +368,6 @@ def accept_changes(
     *,
     actor: str,
     reason: str | None,
-    deployment: str,
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> AcceptOutcome:
@@ -410,9 +385,7 @@ def accept_changes(
         if dry_run or not held:
             return outcome
         before = _enabled_of(connection, held_ids)
-        outcome.accepted = history.accept(
-            _OpenTransaction(connection), held_ids, deployment=deployment, now=at
-        )
+        outcome.accepted = history.accept(connection, held_ids, now=at)
         after = _enabled_of(connection, outcome.accepted)
         why = {change.endpoint_id: change.review_reason for change in held}
         outcome.changes = [

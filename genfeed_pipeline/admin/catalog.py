@@ -36,7 +36,7 @@ from genfeed_pipeline.pricing import (
     to_decimal,
 )
 from genfeed_pipeline.sync.history import price_history, schema_history
-from genfeed_pipeline.sync.store import CatalogStore
+from genfeed_pipeline.sync.store import load_rows
 
 Row = dict[str, Any]
 
@@ -100,10 +100,6 @@ def priced_from_row(row: Mapping[str, Any], policy: PricingPolicy) -> PricedMode
 
 
 # -- reading -----------------------------------------------------------------------------------------
-
-
-def load_rows(connection: sa.Connection, *, with_schemas: bool = False) -> dict[str, Row]:
-    return CatalogStore.load_rows(connection, with_schemas=with_schemas)
 
 
 def find_models(connection: sa.Connection, model_filter: ModelFilter) -> list[Row]:

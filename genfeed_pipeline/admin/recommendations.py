@@ -204,7 +204,6 @@ def apply_recommendations(
                 OperatorAction(item.action),
                 reason=f"recommendation: {item.reason}",
                 now=at,
-                deployment=policy.deployment.value,
                 audit_action=AuditAction.APPLY_RECOMMENDATION,
             )
             if isinstance(planned, ModelChange):

@@ -16,7 +16,7 @@ from genfeed_pipeline.pricing.drift import find_price_drift
 from genfeed_pipeline.report import markdown
 from genfeed_pipeline.report.profitability import fixed_price_of
 from genfeed_pipeline.resources import CatalogCheckSettings, CatalogDatabase, PricingPolicyResource
-from genfeed_pipeline.sync.review import held_models, review_schemas
+from genfeed_pipeline.sync.review import review_catalog
 
 
 def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
@@ -31,18 +31,22 @@ def _top_reasons(reasons: Counter[str], limit: int = 10) -> dg.MetadataValue:
     freshness_policy=CATALOG_FRESHNESS,
 )
 def genfeed_models(
-    fal_model_list: CatalogListing, fal_openapi_schemas: SchemaSet
+    fal_model_list: CatalogListing, fal_openapi_schemas: SchemaSet, database: CatalogDatabase
 ) -> dg.Output[MappedCatalog]:
-    """Every listed endpoint mapped to GenFeed's model format: type, inputs, outputs, capabilities.
+    """Every listed endpoint mapped to GenFeed's model format: type, inputs, outputs, capabilities, and
+    compared with the schema accepted in the `models` table (which breaking changes hold a model).
 
     A model whose schema cannot be used is kept and marked with its validation errors, never dropped.
     """
     models = map_catalog(fal_model_list, fal_openapi_schemas)
+    with database.store().reading() as connection:
+        review = review_catalog(connection, models)
     catalog = MappedCatalog(
         source=fal_model_list.source,
         as_of=fal_model_list.as_of,
         models=models,
         requested_endpoint_ids=fal_model_list.requested_endpoint_ids,
+        review=review,
     )
     by_type = Counter(m.category.value if m.category else "unknown" for m in models.values())
     invalid = [m for m in models.values() if not m.valid]
@@ -103,6 +107,8 @@ def priced_models(
         deployment=policy.deployment.value,
         models=models,
         requested_endpoint_ids=genfeed_models.requested_endpoint_ids,
+        held=genfeed_models.review.held,
+        completeness=fal_model_list.completeness,
     )
     priced = [m for m in models.values() if m.priced]
     unpriced_units = Counter(
@@ -148,17 +154,17 @@ def priced_models(
 
 @dg.asset_check(asset=genfeed_models)
 def breaking_schema_changes(
-    genfeed_models: MappedCatalog, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+    genfeed_models: MappedCatalog, catalog_checks: CatalogCheckSettings
 ) -> dg.AssetCheckResult:
-    """Compares each model's mapped inputs and outputs with the version accepted in the `models` table.
+    """Shows each model's mapped inputs and outputs compared with the version accepted in the `models`
+    table (the review `genfeed_models` made).
 
     A breaking change (input removed or retyped, optional → required, new required input, enum value
     removed, range narrowed past the old default, output removed or retyped) holds the model at its
     last good schema until someone accepts it; new optional fields, descriptions and enum values pass.
     """
-    accepted = database.store().accepted_schemas(genfeed_models.models)
-    reviews = review_schemas(accepted, genfeed_models.models)
-    held = held_models(reviews)
+    reviews = genfeed_models.review.changes
+    held = genfeed_models.review.held
     breaking_rows = [
         {
             "endpoint_id": endpoint_id,

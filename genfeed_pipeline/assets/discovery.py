@@ -64,12 +64,26 @@ class DiscoveryConfig(dg.Config):
     },
 )
 def discover_fal_catalog(
-    context: dg.AssetExecutionContext, config: DiscoveryConfig, fal: FalCatalogResource
+    context: dg.AssetExecutionContext,
+    config: DiscoveryConfig,
+    fal: FalCatalogResource,
+    database: CatalogDatabase,
+    catalog_checks: CatalogCheckSettings,
 ) -> Iterator[dg.Output]:
     """Discovery in one step: the list first, then prices and schemas side by side under one limit on
-    requests in flight, so a refresh costs the fewest round trips to fal."""
+    requests in flight, so a refresh costs the fewest round trips to fal. The list's completeness is
+    judged here, once, against the last run's; the check shows the verdict and the sync obeys it."""
     source = fal.catalog_source(context.log)
     listing, schemas = source.discover(config.endpoint_ids or None, full_refresh=config.full_refresh)
+    listing.completeness = judge_completeness(
+        complete=listing.complete,
+        list_errors=listing.list_errors,
+        endpoints=len(listing.endpoints),
+        previous_endpoints=database.store().last_endpoints_seen(),
+        drop_threshold=catalog_checks.completeness_drop_threshold,
+        whole_catalog=listing.requested_endpoint_ids is None,
+        source=listing.source.value,
+    )
     yield dg.Output(listing, output_name="fal_model_list", metadata=listing_metadata(listing))
     yield dg.Output(schemas, output_name="fal_openapi_schemas", metadata=schema_metadata(schemas))
 
@@ -143,22 +157,16 @@ def schema_metadata(schemas: SchemaSet) -> dict[str, dg.MetadataValue]:
 
 @dg.asset_check(asset="fal_model_list", blocking=True)
 def catalog_completeness(
-    fal_model_list: CatalogListing, database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+    fal_model_list: CatalogListing, catalog_checks: CatalogCheckSettings
 ) -> dg.AssetCheckResult:
     """Stops the sync when fal's list failed or came back far smaller than the last run's.
 
     Blocking: when it fails, nothing downstream runs and the `models` table stays exactly as it was.
-    A manual refresh of chosen endpoints is judged on those endpoints only.
+    A manual refresh of chosen endpoints is judged on those endpoints only. The verdict is the one the
+    discovery step judged (`sync/completeness.py`).
     """
-    previous = database.store().last_endpoints_seen()
-    verdict = judge_completeness(
-        complete=fal_model_list.complete,
-        list_errors=fal_model_list.list_errors,
-        endpoints=len(fal_model_list.endpoints),
-        previous_endpoints=previous,
-        drop_threshold=catalog_checks.completeness_drop_threshold,
-        whole_catalog=fal_model_list.requested_endpoint_ids is None,
-    )
+    verdict = fal_model_list.completeness
+    assert verdict is not None, "discover_fal_catalog judges every list"
     missing = sorted(set(fal_model_list.requested_endpoint_ids or ()) - set(fal_model_list.endpoints))
     return dg.AssetCheckResult(
         passed=verdict.passed,
@@ -166,10 +174,11 @@ def catalog_completeness(
         description=verdict.reason,
         metadata={
             "endpoints": dg.MetadataValue.int(len(fal_model_list.endpoints)),
-            "previous_endpoints": dg.MetadataValue.int(previous or 0),
+            "previous_endpoints": dg.MetadataValue.int(verdict.previous_endpoints or 0),
             "drop_threshold": dg.MetadataValue.float(catalog_checks.completeness_drop_threshold),
             "list_errors": dg.MetadataValue.md(markdown.bullet_list(fal_model_list.list_errors)),
             "data_source": dg.MetadataValue.text(fal_model_list.source.value),
             "chosen_ids_not_at_fal": dg.MetadataValue.json(missing),
+            "may_remove": dg.MetadataValue.bool(verdict.may_remove),
         },
     )

@@ -10,8 +10,7 @@ from genfeed_pipeline.alerts.messages import change_event
 from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, CATALOG_TAGS, OWNERS
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
-from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
-from genfeed_pipeline.pricing import policy_enabled
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.report import charts, markdown
 from genfeed_pipeline.report.profitability import (
     build_report,
@@ -24,6 +23,7 @@ from genfeed_pipeline.report.profitability import (
 from genfeed_pipeline.resources import (
     CatalogCheckSettings,
     CatalogDatabase,
+    CatalogMigrations,
     PricingPolicyResource,
     WebhookResource,
 )
@@ -66,7 +66,7 @@ def profitability_report(
         priced_models.models,
         rows,
         policy=policy,
-        policy_enabled={eid: policy_enabled(m, policy) for eid, m in priced_models.models.items()},
+        policy_enabled={eid: m.enable_policy.enabled for eid, m in priced_models.models.items()},
     )
     by_category = summarize_by_category(report)
     todo = recommendations(report)
@@ -116,44 +116,41 @@ def profitability_report(
 def models_table(
     context: dg.AssetExecutionContext,
     config: SyncConfig,
-    fal_model_list: CatalogListing,
     priced_models: PricedCatalog,
     database: CatalogDatabase,
-    pricing: PricingPolicyResource,
-    catalog_checks: CatalogCheckSettings,
+    catalog_migrations: CatalogMigrations,
     alerts: WebhookResource,
 ) -> dg.Output[SyncSummary]:
     """GenFeed's `models` table, synced: new fal models inserted, existing rows enriched in place.
 
     Existing rows, their fixed prices and an operator's enable/disable are never lost or overwritten.
     """
-    policy = pricing.policy()
+    assert priced_models.completeness is not None, "discover_fal_catalog judges every list"
     sync_context = SyncContext(
         mode=config.sync_mode(),
-        source=fal_model_list.source,
-        data_as_of=fal_model_list.as_of,
+        source=priced_models.source,
+        data_as_of=priced_models.as_of,
         now=utc_now(),
-        complete_listing=fal_model_list.complete,
-        requested_endpoint_ids=tuple(fal_model_list.requested_endpoint_ids)
-        if fal_model_list.requested_endpoint_ids is not None
+        completeness=priced_models.completeness,
+        requested_endpoint_ids=tuple(priced_models.requested_endpoint_ids)
+        if priced_models.requested_endpoint_ids is not None
         else None,
-        removal_drop_threshold=catalog_checks.completeness_drop_threshold,
     )
     store = database.store()
     outcome = store.sync(
         sync_context,
         priced_models.models,
-        lambda priced: policy_enabled(priced, policy),
+        held=priced_models.held,
         run_id=context.run.run_id,
-        deployment=policy.deployment.value,
+        deployment=priced_models.deployment,
     )
     plan = outcome.plan
     table_rows, table_enabled = store.count_rows()
     summary = SyncSummary(
         mode=config.sync_mode().value,
         written=outcome.written,
-        source=fal_model_list.source,
-        as_of=fal_model_list.as_of,
+        source=priced_models.source,
+        as_of=priced_models.as_of,
         endpoints_seen=plan.endpoints_seen,
         new=plan.inserted,
         changed=plan.updated,
@@ -174,7 +171,7 @@ def models_table(
     if outcome.written:
         items = sync_change_items(plan)
         if any(items.values()):
-            event = change_event(run_id=context.run.run_id, deployment=policy.deployment.value, **items)
+            event = change_event(run_id=context.run.run_id, deployment=priced_models.deployment, **items)
             alerts.sender().send(event)
     context.log.info(
         "%s: %d new, %d changed, %d removed, %d unchanged",
@@ -184,7 +181,7 @@ def models_table(
         plan.removed,
         plan.unchanged,
     )
-    return dg.Output(summary, metadata=sync_metadata(summary, fal_model_list.as_of))
+    return dg.Output(summary, metadata=sync_metadata(summary, priced_models.as_of))
 
 
 def changed_ids(summary: SyncSummary, *, action: str | None = None, reason: str | None = None) -> list[str]:

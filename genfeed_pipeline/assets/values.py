@@ -8,6 +8,8 @@ from datetime import datetime
 from genfeed_pipeline.fal.catalog import DataSource
 from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
+from genfeed_pipeline.sync.completeness import Completeness
+from genfeed_pipeline.sync.review import SchemaReview
 
 
 @dataclass
@@ -18,6 +20,7 @@ class MappedCatalog:
     as_of: datetime
     models: dict[str, GenFeedModel]
     requested_endpoint_ids: list[str] | None = None
+    review: SchemaReview = field(default_factory=SchemaReview)  # against the schemas accepted in the table
 
 
 @dataclass
@@ -29,6 +32,8 @@ class PricedCatalog:
     deployment: str
     models: dict[str, PricedModel]
     requested_endpoint_ids: list[str] | None = None
+    held: dict[str, str] = field(default_factory=dict)  # endpoint_id → review reason, from the review
+    completeness: Completeness | None = None  # the run's verdict on fal's list, carried to the sync
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from genfeed_pipeline.sync.completeness import Completeness
+
 
 class DataSource(StrEnum):
     """Where a piece of catalog data came from."""
@@ -118,6 +120,8 @@ class CatalogListing:
     http_requests: int = 0
     new_since_last: list[str] = field(default_factory=list)  # listed now, not in the previous full list
     gone_since_last: list[str] = field(default_factory=list)  # in the previous full list, not now
+    # The run's verdict on this list (`sync/completeness.py`), judged once by the discovery step.
+    completeness: Completeness | None = None
 
     def quote(self, endpoint_id: str) -> PriceQuote | None:
         lookup = self.prices.get(endpoint_id)

@@ -23,6 +23,8 @@ from genfeed_pipeline.pricing.rate_card import build_rate_card
 from genfeed_pipeline.pricing.terms import terms_for
 from genfeed_pipeline.pricing.units import BillingUnit, UnitKind, is_stub_price, normalize_unit
 from genfeed_pipeline.runtime import collector_paused
+from genfeed_pipeline.settings import Deployment
+from genfeed_pipeline.sync.enabled import PolicyVerdict, policy_verdict
 
 STUB_FLAG = "stub price (1 unit at $1)"
 STUB_ERROR = "stub price"
@@ -30,6 +32,7 @@ NO_PRICE_ERROR = "no price"
 NO_COST_FLAG = "cost cannot be estimated: compute seconds without fal's duration estimate"
 
 _CONFIDENCE_RANK = {"exact": 0, "approximate": 1, "estimated": 2}
+NOT_DECIDED = PolicyVerdict(False, "not priced")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class PricedModel:
     billing_unit: BillingUnit | None = None
     stub: bool = False
     rate_card: ExactJson = None  # the rate card (JSON data, Decimal money); None when it cannot be priced
+    enable_policy: PolicyVerdict = NOT_DECIDED  # step (3) of the enable rule, decided with the price
 
     @property
     def endpoint_id(self) -> str:
@@ -107,23 +111,26 @@ def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: Pricing
             errors.append(f"{NO_PRICE_ERROR} (price fetch failed)")
         else:
             errors.append(NO_PRICE_ERROR)
-        return PricedModel(
-            model=model,
-            unit_raw=None,
-            unit=None,
-            unit_price=None,
-            price_status=status,
-            price_source=None,
-            price_seen_at=None,
-            price_origin=None,
-            flags=(),
-            cost_per_call=None,
-            cost_derivation=None,
-            cost_confidence=None,
-            price_per_call=None,
-            resale_unit_price=None,
-            billing={},
-            validation_errors=_dedupe(errors),
+        return with_policy(
+            PricedModel(
+                model=model,
+                unit_raw=None,
+                unit=None,
+                unit_price=None,
+                price_status=status,
+                price_source=None,
+                price_seen_at=None,
+                price_origin=None,
+                flags=(),
+                cost_per_call=None,
+                cost_derivation=None,
+                cost_confidence=None,
+                price_per_call=None,
+                resale_unit_price=None,
+                billing={},
+                validation_errors=_dedupe(errors),
+            ),
+            policy.deployment,
         )
 
     unit_price = quote.unit_price
@@ -155,7 +162,7 @@ def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: Pricing
                     flags.append(f"cost {card['confidence']}")
 
     priced = card is not None and at_defaults is not None
-    return PricedModel(
+    priced_model = PricedModel(
         model=model,
         unit_raw=quote.unit,
         unit=unit.normalized,
@@ -178,6 +185,22 @@ def price_model(model: GenFeedModel, lookup: PriceLookup | None, policy: Pricing
         stub=stub,
         rate_card=card if priced else None,
     )
+    return with_policy(priced_model, policy.deployment)
+
+
+def with_policy(priced: PricedModel, deployment: Deployment | str) -> PricedModel:
+    """The model with step (3) of the enable rule decided, once, for `deployment`."""
+    verdict = policy_verdict(
+        valid=priced.valid,
+        priced=priced.priced
+        and priced.price_per_call is not None
+        and priced.cost_per_call is not None
+        and priced.price_per_call > priced.cost_per_call,
+        unit_known=priced.unit_known,
+        stub=priced.stub,
+        deployment=deployment,
+    )
+    return replace(priced, enable_policy=verdict)
 
 
 def price_catalog(
@@ -197,22 +220,8 @@ def price_catalog(
 
 
 def policy_enabled(priced: PricedModel, policy: PricingPolicy) -> bool:
-    """Step (3) of the contract's `enabled` precedence: what policy says when nobody has chosen.
-
-    Cloud: valid, priced from a known unit, not a stub, and charging more than it costs. Core: valid.
-    """
-    if not priced.valid:
-        return False
-    if not policy.is_cloud:
-        return True
-    return (
-        priced.priced
-        and priced.unit_known
-        and not priced.stub
-        and priced.price_per_call is not None
-        and priced.cost_per_call is not None
-        and priced.price_per_call > priced.cost_per_call
-    )
+    """Step (3) of the enable rule (`sync/enabled.py`) for `policy`'s deployment."""
+    return with_policy(priced, policy.deployment).enable_policy.enabled
 
 
 # -- workflows and choosing a model ---------------------------------------------------------------------

@@ -7,17 +7,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
-from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE, model_price_history, model_schema_history, models
+from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models
 from genfeed_pipeline.mapping.diff import SchemaChange, diff_model_schemas
-from genfeed_pipeline.sync.store import CatalogStore
-
-Row = dict[str, Any]
+from genfeed_pipeline.sync.enabled import decide_enabled, managed, row_state
+from genfeed_pipeline.sync.plan import SCHEMA_COLUMNS, Row
 
 
 def price_on(connection: sa.Connection, endpoint_id: str, when: datetime) -> Row | None:
@@ -89,44 +87,27 @@ def held_changes(connection: sa.Connection, endpoint_ids: Sequence[str] | None =
     return result
 
 
-def policy_allows(row: Row, deployment: str) -> bool:
-    """The enable policy, read off a synced row: cloud needs it valid and priced, core valid."""
-    valid = not row.get("validation_errors")
-    return valid and (deployment == "core" or row.get("cost_per_call") is not None)
-
-
-def accept(store: CatalogStore, endpoint_ids: Sequence[str], *, deployment: str, now: datetime) -> list[str]:
-    """Ships each model's held schema: written to `models`, the hold cleared, `enabled` back to the
-    operator's choice or policy. Returns the endpoint ids accepted (ids with nothing held are skipped)."""
+def accept(connection: sa.Connection, endpoint_ids: Sequence[str], *, now: datetime) -> list[str]:
+    """Ships each model's held schema on `connection` (the caller's locked transaction): written to
+    `models`, the hold cleared, `enabled` back to what the enable rule gives it (the operator's choice,
+    else the policy verdict the last sync stored). Returns the endpoint ids accepted (ids with nothing held
+    are skipped)."""
     accepted = []
-    store.migrate()
-    with store.locked_transaction() as connection:
-        for endpoint_id in endpoint_ids:
-            row = connection.execute(sa.select(models).where(models.c.id == endpoint_id)).mappings().first()
-            pending = _latest_held(connection, endpoint_id)
-            if row is None or row["review_reason"] is None or pending is None:
-                continue
-            values: Row = {
-                column: pending[column]
-                for column in (
-                    "input_schema",
-                    "output_schema",
-                    "capabilities",
-                    "schema_hash",
-                    "mapped_hash",
-                    "schema_version",
-                )
-            }
-            values |= {"review_reason": None, "last_synced_at": now}
-            if row["managed_by"] == MANAGED_BY_PIPELINE:
-                operator = row["operator_enabled"]
-                target = operator if operator is not None else policy_allows(dict(row), deployment)
-                values |= {"enabled": target, "enabled_by_sync": target}
-            connection.execute(models.update().where(models.c.id == endpoint_id).values(values))
-            connection.execute(
-                model_schema_history.update()
-                .where(model_schema_history.c.id == pending["id"])
-                .values(status="accepted", decided_at=now)
-            )
-            accepted.append(endpoint_id)
+    for endpoint_id in endpoint_ids:
+        row = connection.execute(sa.select(models).where(models.c.id == endpoint_id)).mappings().first()
+        pending = _latest_held(connection, endpoint_id)
+        if row is None or row["review_reason"] is None or pending is None:
+            continue
+        values: Row = {column: pending[column] for column in SCHEMA_COLUMNS}
+        values |= {"review_reason": None, "last_synced_at": now}
+        if managed(row):
+            target = decide_enabled(replace(row_state(row), held=None)).enabled
+            values |= {"enabled": target, "enabled_by_sync": target}
+        connection.execute(models.update().where(models.c.id == endpoint_id).values(values))
+        connection.execute(
+            model_schema_history.update()
+            .where(model_schema_history.c.id == pending["id"])
+            .values(status="accepted", decided_at=now)
+        )
+        accepted.append(endpoint_id)
     return accepted

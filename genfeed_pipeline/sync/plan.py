@@ -30,6 +30,15 @@ from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE
 from genfeed_pipeline.fal.catalog import DataSource, PriceStatus, SchemaStatus
 from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
+from genfeed_pipeline.sync.completeness import Completeness
+from genfeed_pipeline.sync.enabled import (
+    EnableDecision,
+    ModelState,
+    PolicyVerdict,
+    decide_enabled,
+    operator_choice,
+    unrecorded_choice,
+)
 
 Row = dict[str, Any]
 MAX_ENDPOINT_ID_LENGTH = 512  # the `models.id` column; fal's longest real id is under 100 characters
@@ -69,6 +78,7 @@ SCHEMA_COLUMNS = (
     "schema_version",
 )
 STATE_COLUMNS = ("status", "validation_errors", "review_reason")
+POLICY_COLUMNS = ("policy_enabled", "policy_reason")  # the enable policy's verdict, for every reader
 # Not read back for comparison (they are large): `mapped_hash` tells whether they changed.
 HEAVY_SCHEMA_COLUMNS = ("input_schema", "output_schema")
 OWNER_COLUMNS = (
@@ -80,16 +90,18 @@ OWNER_COLUMNS = (
 BOOKKEEPING_COLUMNS = ("price_source", "price_seen_at", "data_as_of", "last_synced_at")
 
 
+KEEP_EVERY_ROW = Completeness(True, "no verdict on fal's list given", may_remove=False)
+
+
 @dataclass(frozen=True)
 class SyncContext:
     mode: SyncMode
     source: DataSource
     data_as_of: datetime
     now: datetime
-    complete_listing: bool = True
+    # The run's one verdict on fal's list (`sync/completeness.py`); without one, nothing is removed.
+    completeness: Completeness = KEEP_EVERY_ROW
     requested_endpoint_ids: tuple[str, ...] | None = None
-    previous_endpoints_seen: int | None = None
-    removal_drop_threshold: float = 0.10  # a list this much smaller than the last one removes nothing
 
 
 @dataclass(frozen=True)
@@ -151,15 +163,10 @@ def mapped_hash_of(model: GenFeedModel) -> str:
 
 
 def schema_history_entry(values: Row, status: str, review_reason: str | None = None) -> Row:
-    columns = (
-        "schema_hash",
-        "mapped_hash",
-        "schema_version",
-        "input_schema",
-        "output_schema",
-        "capabilities",
-    )
-    return {column: values[column] for column in columns} | {"status": status, "review_reason": review_reason}
+    return {column: values[column] for column in SCHEMA_COLUMNS} | {
+        "status": status,
+        "review_reason": review_reason,
+    }
 
 
 def price_history_entry(values: Row) -> Row:
@@ -198,6 +205,8 @@ def model_values(priced: PricedModel) -> Row:
         "schema_version": model.version,
         "status": "deprecated" if model.status == "deprecated" else "active",
         "validation_errors": list(priced.validation_errors) or None,
+        "policy_enabled": priced.enable_policy.enabled,
+        "policy_reason": priced.enable_policy.reason,
     }
 
 
@@ -224,22 +233,22 @@ def refuse_price(priced: PricedModel, reason: str) -> PricedModel:
         resale_unit_price=None,
         billing={},
         validation_errors=(*priced.validation_errors, reason),
+        enable_policy=PolicyVerdict(False, "invalid"),
     )
 
 
 class SyncPlanner:
-    """Plans one sync. `policy_enabled` says whether policy would enable a model (cloud vs core);
-    `card_errors` says why a rate card breaks its JSON Schema (no card that does is ever written)."""
+    """Plans one sync. `held` names the models a breaking change holds (decided once, before the sync);
+    `card_errors` says why a rate card breaks its JSON Schema (no card that does is ever written). Whether
+    a model is enabled is the enable rule's (`sync/enabled.py`), on the policy verdict priced with it."""
 
     def __init__(
         self,
         context: SyncContext,
-        policy_enabled: Callable[[PricedModel], bool],
         held: Mapping[str, str] | None = None,
         card_errors: Callable[[Any], list[str]] | None = None,
     ) -> None:
         self.context = context
-        self.policy_enabled = policy_enabled
         self.held = dict(held or {})  # endpoint_id → review reason (a breaking change awaiting accept)
         self.card_errors = card_errors
 
@@ -303,7 +312,8 @@ class SyncPlanner:
 
     def _insert(self, endpoint_id: str, priced: PricedModel, desired: Row) -> RowChange:
         values = dict(desired)
-        enabled = self._target_enabled(priced, operator_choice=None, removed=False)
+        decision = self._decide(priced, operator_choice=None)
+        enabled = decision.enabled
         values |= {
             "id": endpoint_id,
             "managed_by": MANAGED_BY_PIPELINE,
@@ -313,7 +323,10 @@ class SyncPlanner:
             "data_as_of": self.context.data_as_of,
             "last_synced_at": self.context.now,
         }
-        reasons = ["new fal model", "enabled by policy" if enabled else self._disabled_reason(priced)]
+        reasons = [
+            "new fal model",
+            "enabled by policy" if enabled else self._disabled_reason(priced, decision),
+        ]
         return RowChange(endpoint_id, Action.INSERT, values, {}, tuple(reasons))
 
     # -- updates ------------------------------------------------------------------------------------
@@ -346,7 +359,7 @@ class SyncPlanner:
             if managed and self._fetch_failed(priced):
                 values |= self._operator_choice_only(row, reasons)
             elif managed:
-                values |= self._enabled_values(row, priced, removed=False, reasons=reasons)
+                values |= self._enabled_values(row, priced, reasons=reasons)
 
         if not values:
             return None
@@ -369,8 +382,10 @@ class SyncPlanner:
             if not schema_failed:
                 columns += SCHEMA_COLUMNS
             columns.append("status")
-            if not (schema_failed or price_failed):
+        if not (schema_failed or price_failed):
+            if self.context.mode != SyncMode.PRICING_ONLY:
                 columns.append("validation_errors")  # a failed fetch says nothing about the model itself
+            columns += POLICY_COLUMNS
         if not price_failed:
             columns += PRICE_COLUMNS
             if managed:
@@ -396,17 +411,23 @@ class SyncPlanner:
 
     # -- enabled ------------------------------------------------------------------------------------
 
-    def _enabled_values(
-        self, row: Row, priced: PricedModel | None, *, removed: bool, reasons: list[str]
-    ) -> Row:
-        values: Row = {}
-        operator_choice = row.get("operator_enabled")
-        last_written = row.get("enabled_by_sync")
-        if last_written is not None and bool(row.get("enabled")) != bool(last_written):
-            operator_choice = bool(row.get("enabled"))
-            values["operator_enabled"] = operator_choice
-            reasons.append(f"operator {'enabled' if operator_choice else 'disabled'} it; choice kept")
-        target = self._target_enabled(priced, operator_choice, removed=removed)
+    def _decide(self, priced: PricedModel, operator_choice: bool | None) -> EnableDecision:
+        return decide_enabled(
+            ModelState(
+                removed=False,
+                held=self.held.get(priced.endpoint_id),
+                validation_errors=priced.validation_errors,
+                operator_choice=operator_choice,
+                policy=priced.enable_policy,
+            )
+        )
+
+    def _enabled_values(self, row: Row, priced: PricedModel | None, *, reasons: list[str]) -> Row:
+        """`enabled` as the rule decides it (a removed model when `priced` is None), an operator's change
+        since the last sync recorded, and the policy verdict the decision read."""
+        values = self._record_choice(row, reasons)
+        choice = operator_choice(row)
+        target = False if priced is None else self._decide(priced, choice).enabled
         if not _same(row.get("enabled_by_sync"), target):
             values["enabled_by_sync"] = target
         if not _same(bool(row.get("enabled")), target):
@@ -415,32 +436,27 @@ class SyncPlanner:
         return values
 
     @staticmethod
-    def _operator_choice_only(row: Row, reasons: list[str]) -> Row:
+    def _record_choice(row: Row, reasons: list[str]) -> Row:
+        """An operator's change made since the last sync, remembered as their choice."""
+        choice = unrecorded_choice(row)
+        if choice is None:
+            return {}
+        reasons.append(f"operator {'enabled' if choice else 'disabled'} it; choice kept")
+        return {"operator_enabled": choice}
+
+    def _operator_choice_only(self, row: Row, reasons: list[str]) -> Row:
         """When this run could not fetch a model's price or schema, `enabled` stays as it is; only an
         operator's change since the last sync is recorded."""
-        last_written = row.get("enabled_by_sync")
-        if last_written is None or bool(row.get("enabled")) == bool(last_written):
-            return {}
-        choice = bool(row.get("enabled"))
-        reasons.append(f"operator {'enabled' if choice else 'disabled'} it; choice kept")
-        return {"operator_enabled": choice, "enabled_by_sync": choice}
-
-    def _target_enabled(
-        self, priced: PricedModel | None, operator_choice: bool | None, *, removed: bool
-    ) -> bool:
-        if removed or priced is None:
-            return False
-        if priced.model.endpoint_id in self.held or not priced.valid:
-            return False
-        if operator_choice is not None:
-            return operator_choice
-        return self.policy_enabled(priced)
+        values = self._record_choice(row, reasons)
+        if values:
+            values["enabled_by_sync"] = values["operator_enabled"]
+        return values
 
     @staticmethod
-    def _disabled_reason(priced: PricedModel) -> str:
+    def _disabled_reason(priced: PricedModel, decision: EnableDecision) -> str:
         if not priced.valid:
             return "disabled: " + "; ".join(priced.validation_errors)
-        return "disabled by policy"
+        return "disabled by policy" if not decision.by_operator else decision.reason
 
     # -- removals -----------------------------------------------------------------------------------
 
@@ -450,20 +466,9 @@ class SyncPlanner:
         context = self.context
         if context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
             return []
-        if context.requested_endpoint_ids is not None:
-            return []
-        if context.source != DataSource.LIVE:
-            plan.warnings.append(f"catalog from the {context.source.value}: nothing is marked removed")
-            return []
-        if not context.complete_listing:
-            plan.warnings.append("fal's list came back incomplete: nothing is marked removed")
-            return []
-        previous = context.previous_endpoints_seen
-        if previous and len(priced) < previous * (1 - context.removal_drop_threshold):
-            plan.warnings.append(
-                f"fal listed {len(priced)} endpoints, more than {context.removal_drop_threshold:.0%} "
-                f"below the last run's {previous}: nothing is marked removed"
-            )
+        if not context.completeness.may_remove:
+            if context.completeness.removal_note:
+                plan.warnings.append(context.completeness.removal_note)
             return []
         changes = []
         for endpoint_id, row in existing.items():
@@ -472,7 +477,7 @@ class SyncPlanner:
             reasons = ["gone from fal's catalog"]
             values: Row = {"status": "removed"}
             if row.get("managed_by") == MANAGED_BY_PIPELINE:
-                values |= self._enabled_values(row, None, removed=True, reasons=reasons)
+                values |= self._enabled_values(row, None, reasons=reasons)
             values |= {"last_synced_at": context.now, "data_as_of": context.data_as_of}
             before = {column: row.get(column) for column in values}
             changes.append(RowChange(endpoint_id, Action.REMOVE, values, before, tuple(reasons)))

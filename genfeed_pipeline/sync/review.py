@@ -8,14 +8,27 @@ until someone accepts the change (or fal reverts it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
 
 from genfeed_pipeline.fal.catalog import SchemaStatus
 from genfeed_pipeline.mapping.diff import SchemaChange, breaking_changes, diff_model_schemas, review_reason
 from genfeed_pipeline.mapping.model import GenFeedModel
-from genfeed_pipeline.sync.plan import mapped_hash_of
+from genfeed_pipeline.sync.plan import Row, mapped_hash_of
+from genfeed_pipeline.sync.store import load_rows, load_schemas
 
-Row = dict[str, Any]
+
+@dataclass
+class SchemaReview:
+    """Each model compared with the schema accepted in the table, and the models a breaking change holds.
+
+    Decided once per run, by the `genfeed_models` step; the `breaking_schema_changes` check shows it and
+    the sync holds what it names.
+    """
+
+    changes: dict[str, list[SchemaChange]] = field(default_factory=dict)  # models compared → changes
+    held: dict[str, str] = field(default_factory=dict)  # endpoint_id → review reason
 
 
 def ids_to_review(rows: Mapping[str, Row], models: Mapping[str, GenFeedModel]) -> list[str]:
@@ -60,3 +73,10 @@ def held_models(reviews: Mapping[str, list[SchemaChange]]) -> dict[str, str]:
         if breaking_changes(changes):
             held[endpoint_id] = review_reason(changes) or "breaking schema change"
     return held
+
+
+def review_catalog(connection: sa.Connection, models: Mapping[str, GenFeedModel]) -> SchemaReview:
+    """Every model whose mapped schemas differ from the accepted ones, diffed, and the ones held."""
+    accepted = load_schemas(connection, ids_to_review(load_rows(connection), models))
+    changes = review_schemas(accepted, models)
+    return SchemaReview(changes, held_models(changes))
