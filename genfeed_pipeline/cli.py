@@ -25,8 +25,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from tabulate import tabulate
 
 from genfeed_pipeline import exact_json
@@ -49,8 +51,9 @@ from genfeed_pipeline.admin.catalog import load_rows
 from genfeed_pipeline.admin.filters import CATEGORIES, STATUSES, row_capabilities
 from genfeed_pipeline.pricing import CLOUD, PricingPolicy, margin_of
 from genfeed_pipeline.settings import PipelineSettings
+from genfeed_pipeline.sync.enabled import decide_enabled, managed, row_state
 from genfeed_pipeline.sync.plan import SyncMode
-from genfeed_pipeline.sync.store import CatalogStore
+from genfeed_pipeline.sync.store import CatalogNotMigrated, CatalogStore, require_migrated
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -113,10 +116,18 @@ def _opened_store() -> Iterator[tuple[CatalogStore, PipelineSettings]]:
     from genfeed_pipeline.db.engine import create_catalog_engine
 
     settings = PipelineSettings.from_env()
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise AdminError(
+            f"there is no catalog database at {url.database}: run `genfeed-catalog migrate` first"
+        )
     store = CatalogStore(create_catalog_engine(settings.database_url))
     try:
-        store.migrate()
+        with store.engine.connect() as connection:
+            require_migrated(connection)
         yield store, settings
+    except CatalogNotMigrated as error:
+        raise AdminError(str(error)) from None
     finally:
         store.engine.dispose()
 
@@ -304,19 +315,22 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _enabled_because(row: Mapping[str, Any]) -> str:
+    """Who decided the row's `enabled`, by the enable rule (`sync/enabled.py`)."""
     if row.get("operator_enabled") is not None:
         why = f": {row['operator_reason']}" if row.get("operator_reason") else ""
         return f"by an operator on {_when(row.get('operator_changed_at'))}{why}"
-    if row.get("managed_by") is None:
+    if not managed(row):
         return "by GenFeed's app (a row the pipeline did not insert)"
-    if not row.get("enabled"):
-        if row.get("status") == "removed":
-            return "by the sync: removed by fal"
-        if row.get("review_reason"):
-            return "by the sync: held for review until accepted"
-        if row.get("validation_errors"):
-            return "by the sync: invalid"
-    return "by the sync's policy"
+    decision = decide_enabled(row_state(row))
+    if decision.by_operator:
+        return "by an operator in GenFeed's admin (recorded at the next sync)"
+    if decision.reason.startswith("policy"):
+        return (
+            f"by the sync's policy ({row.get('policy_reason')})"
+            if row.get("policy_reason")
+            else "by the sync's policy"
+        )
+    return f"by the sync: {decision.reason}"
 
 
 def _show(args: argparse.Namespace) -> int:

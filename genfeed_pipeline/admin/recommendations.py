@@ -1,10 +1,10 @@
 """The profitability report's recommendations, reviewed against the table as it is now, then applied.
 
-The report is `report.profitability.build_report` over the synced rows (each re-priced under the
-deployment's policy), so it says what the `profitability_report` asset would say after the latest
-changes, operator actions included. Enable and disable recommendations are applied as operator actions
-(reason "recommendation: <reason>"), never over a person's choice; `reprice` is listed and never applied:
-fixed prices belong to people.
+The report is `report.profitability.build_report`, the function the `profitability_report` asset calls,
+over the synced rows (their rate cards evaluated under the deployment's policy, the policy verdict the
+sync stored), so it says what the asset would say after the latest changes, operator actions included.
+Enable and disable recommendations are applied as operator actions (reason "recommendation: <reason>"),
+never over a person's choice; `reprice` is listed and never applied: fixed prices belong to people.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from genfeed_pipeline.admin.actions import (
 )
 from genfeed_pipeline.admin.catalog import load_rows, priced_from_row
 from genfeed_pipeline.admin.errors import AdminError
-from genfeed_pipeline.pricing import PricingPolicy, policy_enabled, price_per_call
+from genfeed_pipeline.pricing import PricingPolicy, price_per_call
 from genfeed_pipeline.report.profitability import build_report, recommendations
 from genfeed_pipeline.sync.store import CatalogStore
 
@@ -111,7 +111,7 @@ def report_for(rows: Mapping[str, Row], policy: PricingPolicy) -> pd.DataFrame:
         priced,
         rows,
         policy=policy,
-        policy_enabled={endpoint_id: policy_enabled(model, policy) for endpoint_id, model in priced.items()},
+        policy_enabled={endpoint_id: bool(rows[endpoint_id].get("policy_enabled")) for endpoint_id in priced},
     )
 
 

@@ -27,6 +27,7 @@ from genfeed_pipeline.resources import (
     PricingPolicyResource,
     WebhookResource,
 )
+from genfeed_pipeline.sync.enabled import managed, row_state
 from genfeed_pipeline.sync.events import sync_change_items
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 
@@ -266,13 +267,14 @@ def enabled_models_valid_and_priced(
     for endpoint_id, row in database.store().current_rows().items():
         if row.get("provider") != "fal" or not row.get("enabled"):
             continue
-        problems = list(row.get("validation_errors") or [])
-        if row.get("status") == "removed":
+        state = row_state(row)
+        problems = list(state.validation_errors)
+        if state.removed:
             problems.append("removed by fal")
         if row.get("cost_per_call") is None and fixed_price_of(row.get("pricing")) is None:
             problems.append("no cost per call")
         if problems:
-            owner = "pipeline" if row.get("managed_by") else "GenFeed"
+            owner = "pipeline" if managed(row) else "GenFeed"
             offending.append(
                 {"endpoint_id": endpoint_id, "row_owner": owner, "problems": "; ".join(problems)}
             )
