@@ -156,6 +156,7 @@ CHOICE_RECORDED = ("operator_enabled", "enabled_by_sync")
 # Written along with any change of a row, and with any change of its price.
 WRITE_STAMPS = ("last_synced_at", "data_as_of")
 PRICE_STAMPS = ("price_source", "price_seen_at")
+POLICY_VERDICT = ("policy_enabled", "policy_reason")
 # Never written by a sync on a row it did not insert: the catalog contract's owner columns, and the
 # bookkeeping of `enabled` that only managed rows have.
 APP_COLUMNS = (
@@ -421,6 +422,8 @@ def assert_nothing_lost(
             permitted |= set(WRITE_STAMPS)
         if set(PRICE_WRITE) & differing & permitted:
             permitted |= set(PRICE_STAMPS)
+        if {"validation_errors", *PRICE_WRITE} & permitted:  # the policy verdict follows validity and price
+            permitted |= set(POLICY_VERDICT)
         if row["managed_by"] is None:
             permitted -= set(APP_COLUMNS)
         unexpected_columns = differing - permitted

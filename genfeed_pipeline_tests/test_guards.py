@@ -224,7 +224,8 @@ def test_two_refreshes_flag_exactly_the_mutated_models(pipeline, fal_emulator: F
         statuses = [h["status"] for h in schema_history(connection, REQUIRED_INPUT_REMOVED)]
         assert statuses == ["accepted", "held"]
     now = datetime.now(UTC)
-    accepted = accept(store, [REQUIRED_INPUT_REMOVED, OPTIONAL_INPUT_ADDED], deployment="cloud", now=now)
+    with store.locked_transaction() as connection:
+        accepted = accept(connection, [REQUIRED_INPUT_REMOVED, OPTIONAL_INPUT_ADDED], now=now)
     assert accepted == [REQUIRED_INPUT_REMOVED]
     shipped = table_rows(engine)[REQUIRED_INPUT_REMOVED]
     assert "prompt" not in shipped["input_schema"]["properties"]

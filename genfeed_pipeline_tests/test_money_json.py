@@ -23,7 +23,7 @@ from genfeed_pipeline.db import tables
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import current_revision, head_revision, upgrade_to_head
 from genfeed_pipeline.db.types import json_text
-from genfeed_pipeline.sync.store import COPY_THRESHOLD, CatalogStore, insert_rows
+from genfeed_pipeline.sync.store import COPY_THRESHOLD, insert_rows, load_rows
 
 PRICING = {"image": Decimal("0.083334"), "perMegapixel": Decimal("0.083334"), "unit": "megapixel"}
 MORE_DIGITS_THAN_A_FLOAT = Decimal("0.1000000000000000055511151231257827")
@@ -303,7 +303,7 @@ def test_whatever_the_app_stored_in_pricing_reads_without_failing(engine: sa.Eng
         )
     with engine.connect() as connection:
         read = dict(connection.execute(sa.select(tables.models.c.id, tables.models.c.pricing)).all())
-        rows = CatalogStore.load_rows(connection, with_schemas=True)
+        rows = load_rows(connection, with_schemas=True)
     for key, (_, expected) in cases.items():
         assert read[key] == expected and type(read[key]) is type(expected), key
         assert rows[key]["pricing"] == expected, key

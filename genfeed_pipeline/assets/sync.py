@@ -260,9 +260,11 @@ def unique_endpoint_ids(
 
 @dg.asset_check(asset=models_table)
 def enabled_models_valid_and_priced(
-    database: CatalogDatabase, catalog_checks: CatalogCheckSettings
+    database: CatalogDatabase, pricing: PricingPolicyResource, catalog_checks: CatalogCheckSettings
 ) -> dg.AssetCheckResult:
-    """Every enabled fal model in `models` is valid, priced and still at fal."""
+    """Every enabled fal model in `models` is valid, still at fal, and (in cloud, where a price must cover
+    fal's cost) priced; core enables valid models whatever their price, as the enable rule says."""
+    cloud = pricing.policy().is_cloud
     offending = []
     for endpoint_id, row in database.store().current_rows().items():
         if row.get("provider") != "fal" or not row.get("enabled"):
@@ -271,7 +273,7 @@ def enabled_models_valid_and_priced(
         problems = list(state.validation_errors)
         if state.removed:
             problems.append("removed by fal")
-        if row.get("cost_per_call") is None and fixed_price_of(row.get("pricing")) is None:
+        if cloud and row.get("cost_per_call") is None and fixed_price_of(row.get("pricing")) is None:
             problems.append("no cost per call")
         if problems:
             owner = "pipeline" if managed(row) else "GenFeed"
