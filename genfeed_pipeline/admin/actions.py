@@ -31,13 +31,11 @@ from genfeed_pipeline.admin.catalog import get_rows, load_rows
 from genfeed_pipeline.admin.errors import AdminError
 from genfeed_pipeline.admin.filters import ModelFilter
 from genfeed_pipeline.clock import utc_now
-from genfeed_pipeline.db.tables import model_admin_actions, models
+from genfeed_pipeline.db.tables import ModelRow, model_admin_actions, models
 from genfeed_pipeline.sync import history
 from genfeed_pipeline.sync.enabled import decide_enabled, managed, operator_choice, row_state
 from genfeed_pipeline.sync.history import HeldChange, held_changes
 from genfeed_pipeline.sync.store import CatalogNotMigrated, CatalogStore, locked_transaction, require_migrated
-
-Row = dict[str, Any]
 
 
 class OperatorAction(StrEnum):
@@ -70,7 +68,7 @@ class ModelChange:
     before_enabled: bool
     after_enabled: bool
     reason: str
-    values: Row = field(default_factory=dict)
+    values: ModelRow = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,7 +171,7 @@ def plan_change(
             return Skipped(endpoint_id, "no operator choice to undo", refused=False)
         if managed(row):
             target = policy_target(row)
-            values: Row = {"enabled": target, "enabled_by_sync": target}
+            values: ModelRow = {"enabled": target, "enabled_by_sync": target}
         else:
             target = (restore or {}).get(endpoint_id, before)
             values = {"enabled": target}
@@ -222,8 +220,8 @@ def catalog_transaction(store: CatalogStore, *, dry_run: bool) -> Iterator[sa.Co
         raise AdminError(str(error)) from None
 
 
-def _audit_history(connection: sa.Connection, endpoint_ids: Sequence[str]) -> list[Row]:
-    rows: list[Row] = []
+def _audit_history(connection: sa.Connection, endpoint_ids: Sequence[str]) -> list[ModelRow]:
+    rows: list[ModelRow] = []
     for start in range(0, len(endpoint_ids), 500):
         query = (
             sa.select(model_admin_actions)
@@ -238,7 +236,7 @@ def write_changes(
     connection: sa.Connection, changes: Sequence[ModelChange], *, actor: str, at: datetime
 ) -> None:
     """The rows' new values (if any) and one audit row per change, on the caller's transaction."""
-    by_columns: dict[tuple[str, ...], list[Row]] = {}
+    by_columns: dict[tuple[str, ...], list[ModelRow]] = {}
     for change in changes:
         if not change.values:
             continue
@@ -272,7 +270,7 @@ def write_changes(
 
 def _selection(
     connection: sa.Connection, endpoint_ids: Sequence[str], model_filter: ModelFilter | None
-) -> list[Row]:
+) -> list[ModelRow]:
     if endpoint_ids:
         return list(get_rows(connection, endpoint_ids).values())
     assert model_filter is not None

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from genfeed_pipeline.admin.errors import AdminError, UnknownModel
 from genfeed_pipeline.admin.filters import ModelFilter, capabilities_from_json, owner_of
-from genfeed_pipeline.db.tables import model_admin_actions, models
+from genfeed_pipeline.db.tables import ModelRow, model_admin_actions, models
 from genfeed_pipeline.fal.catalog import DataSource, PriceStatus
 from genfeed_pipeline.mapping.model import GenFeedModel, ModelType
 from genfeed_pipeline.pricing import (
@@ -35,10 +35,8 @@ from genfeed_pipeline.pricing import (
     resale_unit_price,
     to_decimal,
 )
-from genfeed_pipeline.sync.history import price_history, schema_history
+from genfeed_pipeline.sync.history import model_history, price_history, schema_history
 from genfeed_pipeline.sync.store import load_rows
-
-Row = dict[str, Any]
 
 # -- rows → models ---------------------------------------------------------------------------------
 
@@ -102,7 +100,7 @@ def priced_from_row(row: Mapping[str, Any], policy: PricingPolicy) -> PricedMode
 # -- reading -----------------------------------------------------------------------------------------
 
 
-def find_models(connection: sa.Connection, model_filter: ModelFilter) -> list[Row]:
+def find_models(connection: sa.Connection, model_filter: ModelFilter) -> list[ModelRow]:
     return model_filter.select(load_rows(connection).values())
 
 
@@ -112,11 +110,11 @@ def _suggestions(endpoint_id: str, known: Iterable[str]) -> list[str]:
 
 def get_rows(
     connection: sa.Connection, endpoint_ids: Sequence[str], *, with_schemas: bool = False
-) -> dict[str, Row]:
+) -> dict[str, ModelRow]:
     """The rows of `endpoint_ids`, in the order given; `UnknownModel` names every id not in the table."""
     wanted = list(dict.fromkeys(endpoint_id.strip() for endpoint_id in endpoint_ids))
     columns = [c for c in models.c if with_schemas or c.name not in ("input_schema", "output_schema")]
-    found: dict[str, Row] = {}
+    found: dict[str, ModelRow] = {}
     for start in range(0, len(wanted), 500):
         query = sa.select(*columns).where(models.c.id.in_(wanted[start : start + 500]))
         found |= {row["id"]: dict(row) for row in connection.execute(query).mappings()}
@@ -128,17 +126,12 @@ def get_rows(
     return {endpoint_id: found[endpoint_id] for endpoint_id in wanted}
 
 
-def get_row(connection: sa.Connection, endpoint_id: str) -> Row:
+def get_row(connection: sa.Connection, endpoint_id: str) -> ModelRow:
     return get_rows(connection, [endpoint_id], with_schemas=True)[endpoint_id]
 
 
-def admin_actions(connection: sa.Connection, endpoint_id: str) -> list[Row]:
-    query = (
-        sa.select(model_admin_actions)
-        .where(model_admin_actions.c.endpoint_id == endpoint_id)
-        .order_by(model_admin_actions.c.at, model_admin_actions.c.id)
-    )
-    return [dict(row) for row in connection.execute(query).mappings()]
+def admin_actions(connection: sa.Connection, endpoint_id: str) -> list[dict[str, Any]]:
+    return model_history(connection, model_admin_actions, endpoint_id)
 
 
 # -- one model ---------------------------------------------------------------------------------------
@@ -197,12 +190,12 @@ def schema_fields(schema: Mapping[str, Any] | None) -> list[SchemaField]:
 
 @dataclass(frozen=True)
 class ModelDetails:
-    row: Row
+    row: ModelRow
     inputs: list[SchemaField]
     outputs: list[SchemaField]
-    price_history: list[Row]
-    schema_history: list[Row]
-    admin_actions: list[Row]
+    price_history: list[ModelRow]
+    schema_history: list[ModelRow]
+    admin_actions: list[ModelRow]
 
 
 def model_details(connection: sa.Connection, endpoint_id: str) -> ModelDetails:

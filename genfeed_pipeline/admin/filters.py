@@ -12,11 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from genfeed_pipeline.admin.errors import AdminError
+from genfeed_pipeline.db.tables import ModelRow
 from genfeed_pipeline.mapping.model import Capabilities, ModelType
 from genfeed_pipeline.pricing import capability_names
 from genfeed_pipeline.pricing.money import to_decimal
-
-Row = dict[str, Any]
 
 STATUSES = ("active", "deprecated", "removed")
 CATEGORIES = (*(t.value for t in ModelType), "unknown")
@@ -153,5 +152,5 @@ class ModelFilter:
                 return False
         return True
 
-    def select(self, rows: Iterable[Row]) -> list[Row]:
+    def select(self, rows: Iterable[ModelRow]) -> list[ModelRow]:
         return sorted((row for row in rows if self.matches(row)), key=lambda row: str(row["id"]))

@@ -31,11 +31,11 @@ from genfeed_pipeline.admin.actions import (
 )
 from genfeed_pipeline.admin.catalog import load_rows, priced_from_row
 from genfeed_pipeline.admin.errors import AdminError
+from genfeed_pipeline.db.tables import ModelRow
 from genfeed_pipeline.pricing import PricingPolicy, price_per_call
 from genfeed_pipeline.report.profitability import build_report, recommendations
 from genfeed_pipeline.sync.store import CatalogStore
 
-Row = dict[str, Any]
 APPLICABLE = ("enable", "disable")
 REPRICE_NOTE = "fixed prices belong to people: never applied automatically, set it in GenFeed's admin"
 
@@ -100,7 +100,7 @@ class RecommendationsOutcome:
         return lines
 
 
-def report_for(rows: Mapping[str, Row], policy: PricingPolicy) -> pd.DataFrame:
+def report_for(rows: Mapping[str, ModelRow], policy: PricingPolicy) -> pd.DataFrame:
     """`build_report` over the synced fal rows (rows GenFeed's app added join as the report's own)."""
     priced = {
         endpoint_id: priced_from_row(row, policy)
@@ -135,7 +135,7 @@ def _skip_note(item: Mapping[str, Any], row: Mapping[str, Any], allowed: Collect
 
 
 def review(
-    rows: Mapping[str, Row],
+    rows: Mapping[str, ModelRow],
     policy: PricingPolicy,
     *,
     allowed: Collection[str] = APPLICABLE,

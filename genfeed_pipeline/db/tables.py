@@ -6,6 +6,10 @@ newest migration (a test checks that they do).
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypedDict
+
 import sqlalchemy as sa
 
 from genfeed_pipeline.db.types import DecimalJSON, ExactDecimal, UtcDateTime
@@ -132,3 +136,46 @@ model_admin_actions = sa.Table(
     sa.Column("before_enabled", sa.Boolean, nullable=True),
     sa.Column("after_enabled", sa.Boolean, nullable=True),
 )
+
+
+class ModelRow(TypedDict, total=False):
+    """A row of `models` as the code reads and writes it (a plan's values are the columns it changes)."""
+
+    id: str
+    name: str
+    provider: str
+    category: str
+    pricing: Any
+    enabled: bool
+    managed_by: str | None
+    status: str
+    fal_category: str | None
+    owner: str | None
+    description: str | None
+    unit: str | None
+    unit_raw: str | None
+    unit_price: Decimal | None
+    cost_per_call: Decimal | None
+    price_per_call: Decimal | None
+    cost_derivation: str | None
+    cost_confidence: str | None
+    price_flags: list[str] | None
+    price_source: str | None
+    price_seen_at: datetime | None
+    rate_card: dict[str, Any] | None
+    input_schema: dict[str, Any] | None
+    output_schema: dict[str, Any] | None
+    capabilities: dict[str, Any] | None
+    schema_hash: str | None
+    mapped_hash: str | None
+    schema_version: str | None
+    validation_errors: list[str] | None
+    review_reason: str | None
+    enabled_by_sync: bool | None
+    policy_enabled: bool | None
+    policy_reason: str | None
+    operator_enabled: bool | None
+    operator_reason: str | None
+    operator_changed_at: datetime | None
+    data_as_of: datetime | None
+    last_synced_at: datetime | None

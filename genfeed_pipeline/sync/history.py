@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models
+from genfeed_pipeline.db.tables import ModelRow, model_price_history, model_schema_history, models
 from genfeed_pipeline.mapping.diff import SchemaChange, diff_model_schemas
 from genfeed_pipeline.sync.enabled import decide_enabled, managed, row_state
-from genfeed_pipeline.sync.plan import SCHEMA_COLUMNS, Row
+from genfeed_pipeline.sync.plan import SCHEMA_COLUMNS
+
+HistoryRow = dict[str, Any]  # a row of model_price_history or model_schema_history
 
 
-def price_on(connection: sa.Connection, endpoint_id: str, when: datetime) -> Row | None:
+def price_on(connection: sa.Connection, endpoint_id: str, when: datetime) -> HistoryRow | None:
     """The price fal charged for `endpoint_id` at `when`: the last one first seen at or before it."""
     query = (
         sa.select(model_price_history)
@@ -30,26 +33,27 @@ def price_on(connection: sa.Connection, endpoint_id: str, when: datetime) -> Row
     return dict(row) if row else None
 
 
-def price_history(connection: sa.Connection, endpoint_id: str) -> list[Row]:
-    query = (
-        sa.select(model_price_history)
-        .where(model_price_history.c.endpoint_id == endpoint_id)
-        .order_by(model_price_history.c.seen_at, model_price_history.c.id)
-    )
+def model_history(
+    connection: sa.Connection, table: sa.Table, endpoint_id: str, *, leave_out: tuple[str, ...] = ()
+) -> list[HistoryRow]:
+    """One model's rows of a history table (prices, schemas, admin actions), oldest first."""
+    when = table.c.at if "at" in table.c else table.c.seen_at
+    columns = [c for c in table.c if c.name not in leave_out]
+    query = sa.select(*columns).where(table.c.endpoint_id == endpoint_id).order_by(when, table.c.id)
     return [dict(row) for row in connection.execute(query).mappings()]
 
 
-def schema_history(connection: sa.Connection, endpoint_id: str) -> list[Row]:
-    columns = [c for c in model_schema_history.c if c.name not in ("input_schema", "output_schema")]
-    query = (
-        sa.select(*columns)
-        .where(model_schema_history.c.endpoint_id == endpoint_id)
-        .order_by(model_schema_history.c.seen_at, model_schema_history.c.id)
+def price_history(connection: sa.Connection, endpoint_id: str) -> list[HistoryRow]:
+    return model_history(connection, model_price_history, endpoint_id)
+
+
+def schema_history(connection: sa.Connection, endpoint_id: str) -> list[HistoryRow]:
+    return model_history(
+        connection, model_schema_history, endpoint_id, leave_out=("input_schema", "output_schema")
     )
-    return [dict(row) for row in connection.execute(query).mappings()]
 
 
-def _latest_held(connection: sa.Connection, endpoint_id: str) -> Row | None:
+def _latest_held(connection: sa.Connection, endpoint_id: str) -> HistoryRow | None:
     query = (
         sa.select(model_schema_history)
         .where(model_schema_history.c.endpoint_id == endpoint_id, model_schema_history.c.status == "held")
@@ -98,7 +102,7 @@ def accept(connection: sa.Connection, endpoint_ids: Sequence[str], *, now: datet
         pending = _latest_held(connection, endpoint_id)
         if row is None or row["review_reason"] is None or pending is None:
             continue
-        values: Row = {column: pending[column] for column in SCHEMA_COLUMNS}
+        values: ModelRow = {column: pending[column] for column in SCHEMA_COLUMNS}  # type: ignore[misc]
         values |= {"review_reason": None, "last_synced_at": now}
         if managed(row):
             target = decide_enabled(replace(row_state(row), held=None)).enabled

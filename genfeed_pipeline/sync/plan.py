@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE
+from genfeed_pipeline.db.tables import MANAGED_BY_PIPELINE, ModelRow
 from genfeed_pipeline.fal.catalog import DataSource, PriceStatus, SchemaStatus
 from genfeed_pipeline.mapping.model import GenFeedModel
 from genfeed_pipeline.pricing import PricedModel
@@ -40,7 +40,6 @@ from genfeed_pipeline.sync.enabled import (
     unrecorded_choice,
 )
 
-Row = dict[str, Any]
 MAX_ENDPOINT_ID_LENGTH = 512  # the `models.id` column; fal's longest real id is under 100 characters
 
 
@@ -108,8 +107,8 @@ class SyncContext:
 class RowChange:
     endpoint_id: str
     action: Action
-    values: Row  # the columns to write
-    before: Row  # their previous values (empty for an insert)
+    values: ModelRow  # the columns to write
+    before: ModelRow  # their previous values (empty for an insert)
     reasons: tuple[str, ...]
 
 
@@ -121,8 +120,10 @@ class SyncPlan:
     held: int = 0
     warnings: list[str] = field(default_factory=list)
     endpoints_seen: int = 0
-    schema_history: list[Row] = field(default_factory=list)  # schema versions first seen in this run
-    price_history: list[Row] = field(default_factory=list)  # prices first seen in this run
+    schema_history: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # schema versions first seen in this run
+    price_history: list[dict[str, Any]] = field(default_factory=list)  # prices first seen in this run
 
     def count(self, action: Action) -> int:
         return sum(1 for change in self.changes if change.action == action)
@@ -162,19 +163,19 @@ def mapped_hash_of(model: GenFeedModel) -> str:
     return mapped_hash(model.input_schema, model.output_schema, capabilities_json(model))
 
 
-def schema_history_entry(values: Row, status: str, review_reason: str | None = None) -> Row:
+def schema_history_entry(values: ModelRow, status: str, review_reason: str | None = None) -> dict[str, Any]:
     return {column: values[column] for column in SCHEMA_COLUMNS} | {
         "status": status,
         "review_reason": review_reason,
     }
 
 
-def price_history_entry(values: Row) -> Row:
+def price_history_entry(values: ModelRow) -> dict[str, Any]:
     columns = ("unit_price", "unit", "unit_raw", "cost_per_call", "price_per_call", "price_source")
     return {column: values[column] for column in columns}
 
 
-def model_values(priced: PricedModel) -> Row:
+def model_values(priced: PricedModel) -> ModelRow:
     """Every pipeline-owned column of a model, as this run sees it."""
     model = priced.model
     capabilities = capabilities_json(model)
@@ -252,7 +253,7 @@ class SyncPlanner:
         self.held = dict(held or {})  # endpoint_id → review reason (a breaking change awaiting accept)
         self.card_errors = card_errors
 
-    def plan(self, existing: Mapping[str, Row], priced: Mapping[str, PricedModel]) -> SyncPlan:
+    def plan(self, existing: Mapping[str, ModelRow], priced: Mapping[str, PricedModel]) -> SyncPlan:
         context = self.context
         plan = SyncPlan(endpoints_seen=len(priced))
         for endpoint_id, model in priced.items():
@@ -294,7 +295,9 @@ class SyncPlanner:
         )
         return refuse_price(priced, "rate card refused: does not match rate_card.schema.json")
 
-    def _record_history(self, plan: SyncPlan, change: RowChange, desired: Row, row: Row | None) -> None:
+    def _record_history(
+        self, plan: SyncPlan, change: RowChange, desired: ModelRow, row: ModelRow | None
+    ) -> None:
         review_reason = self.held.get(change.endpoint_id)
         if "mapped_hash" in change.values:
             plan.schema_history.append(
@@ -310,7 +313,7 @@ class SyncPlanner:
 
     # -- inserts ------------------------------------------------------------------------------------
 
-    def _insert(self, endpoint_id: str, priced: PricedModel, desired: Row) -> RowChange:
+    def _insert(self, endpoint_id: str, priced: PricedModel, desired: ModelRow) -> RowChange:
         values = dict(desired)
         decision = self._decide(priced, operator_choice=None)
         enabled = decision.enabled
@@ -331,7 +334,9 @@ class SyncPlanner:
 
     # -- updates ------------------------------------------------------------------------------------
 
-    def _update(self, endpoint_id: str, row: Row, priced: PricedModel, desired: Row) -> RowChange | None:
+    def _update(
+        self, endpoint_id: str, row: ModelRow, priced: PricedModel, desired: ModelRow
+    ) -> RowChange | None:
         context = self.context
         if context.source != DataSource.LIVE and _is_newer(row.get("data_as_of"), context.data_as_of):
             return None
@@ -393,7 +398,7 @@ class SyncPlanner:
         return columns
 
     @staticmethod
-    def _reasons(values: Row) -> list[str]:
+    def _reasons(values: ModelRow) -> list[str]:
         reasons = []
         if any(column in values for column in ("unit_price", "unit", "unit_raw")):
             reasons.append("fal price changed")
@@ -422,7 +427,7 @@ class SyncPlanner:
             )
         )
 
-    def _enabled_values(self, row: Row, priced: PricedModel | None, *, reasons: list[str]) -> Row:
+    def _enabled_values(self, row: ModelRow, priced: PricedModel | None, *, reasons: list[str]) -> ModelRow:
         """`enabled` as the rule decides it (a removed model when `priced` is None), an operator's change
         since the last sync recorded, and the policy verdict the decision read."""
         values = self._record_choice(row, reasons)
@@ -436,7 +441,7 @@ class SyncPlanner:
         return values
 
     @staticmethod
-    def _record_choice(row: Row, reasons: list[str]) -> Row:
+    def _record_choice(row: ModelRow, reasons: list[str]) -> ModelRow:
         """An operator's change made since the last sync, remembered as their choice."""
         choice = unrecorded_choice(row)
         if choice is None:
@@ -444,7 +449,7 @@ class SyncPlanner:
         reasons.append(f"operator {'enabled' if choice else 'disabled'} it; choice kept")
         return {"operator_enabled": choice}
 
-    def _operator_choice_only(self, row: Row, reasons: list[str]) -> Row:
+    def _operator_choice_only(self, row: ModelRow, reasons: list[str]) -> ModelRow:
         """When this run could not fetch a model's price or schema, `enabled` stays as it is; only an
         operator's change since the last sync is recorded."""
         values = self._record_choice(row, reasons)
@@ -461,7 +466,7 @@ class SyncPlanner:
     # -- removals -----------------------------------------------------------------------------------
 
     def _removals(
-        self, existing: Mapping[str, Row], priced: Mapping[str, PricedModel], plan: SyncPlan
+        self, existing: Mapping[str, ModelRow], priced: Mapping[str, PricedModel], plan: SyncPlan
     ) -> list[RowChange]:
         context = self.context
         if context.mode in (SyncMode.PRICING_ONLY, SyncMode.EXISTING_ONLY):
@@ -475,7 +480,7 @@ class SyncPlanner:
             if endpoint_id in priced or row.get("provider") != "fal" or row.get("status") == "removed":
                 continue
             reasons = ["gone from fal's catalog"]
-            values: Row = {"status": "removed"}
+            values: ModelRow = {"status": "removed"}
             if row.get("managed_by") == MANAGED_BY_PIPELINE:
                 values |= self._enabled_values(row, None, reasons=reasons)
             values |= {"last_synced_at": context.now, "data_as_of": context.data_as_of}

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from genfeed_pipeline.db.tables import ModelRow
 from genfeed_pipeline.fal.catalog import SchemaStatus
 from genfeed_pipeline.mapping.diff import SchemaChange, breaking_changes, diff_model_schemas, review_reason
 from genfeed_pipeline.mapping.model import GenFeedModel
-from genfeed_pipeline.sync.plan import Row, mapped_hash_of
+from genfeed_pipeline.sync.plan import mapped_hash_of
 from genfeed_pipeline.sync.store import load_rows, load_schemas
 
 
@@ -31,7 +32,7 @@ class SchemaReview:
     held: dict[str, str] = field(default_factory=dict)  # endpoint_id → review reason
 
 
-def ids_to_review(rows: Mapping[str, Row], models: Mapping[str, GenFeedModel]) -> list[str]:
+def ids_to_review(rows: Mapping[str, ModelRow], models: Mapping[str, GenFeedModel]) -> list[str]:
     """Models whose mapped schemas differ from the accepted ones in the table."""
     return [
         endpoint_id
@@ -44,7 +45,7 @@ def ids_to_review(rows: Mapping[str, Row], models: Mapping[str, GenFeedModel]) -
 
 
 def review_schemas(
-    accepted: Mapping[str, Row], models: Mapping[str, GenFeedModel]
+    accepted: Mapping[str, ModelRow], models: Mapping[str, GenFeedModel]
 ) -> dict[str, list[SchemaChange]]:
     """endpoint_id → every change against the accepted schemas (rows carry input/output_schema)."""
     reviews = {}

@@ -12,7 +12,7 @@ each job that writes them (`CatalogDatabase.migrate`), never by a read or a chec
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +22,12 @@ import sqlalchemy as sa
 
 from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.db.migrate import head_revision, upgrade_to_head
-from genfeed_pipeline.db.tables import model_price_history, model_schema_history, models, sync_runs
+from genfeed_pipeline.db.tables import ModelRow, model_price_history, model_schema_history, models, sync_runs
 from genfeed_pipeline.db.types import UtcDateTime, json_text
 from genfeed_pipeline.pricing import PricedModel
 from genfeed_pipeline.pricing.rate_card import schema_errors
 from genfeed_pipeline.runtime import collector_paused
-from genfeed_pipeline.sync.plan import Action, Row, SyncContext, SyncMode, SyncPlan, SyncPlanner
+from genfeed_pipeline.sync.plan import Action, SyncContext, SyncMode, SyncPlan, SyncPlanner
 
 SYNC_LOCK_KEY = 7_245_019_331  # arbitrary, fixed: the advisory lock id of "the models table sync"
 HEAVY_COLUMNS = ("input_schema", "output_schema")
@@ -71,16 +71,16 @@ def require_migrated(connection: sa.Connection) -> None:
 # -- reads ------------------------------------------------------------------------------------------
 
 
-def load_rows(connection: sa.Connection, *, with_schemas: bool = False) -> dict[str, Row]:
+def load_rows(connection: sa.Connection, *, with_schemas: bool = False) -> dict[str, ModelRow]:
     """Every row of `models` (without the large schema columns unless asked)."""
     columns = [c for c in models.c if with_schemas or c.name not in HEAVY_COLUMNS]
     result = connection.execute(sa.select(*columns))
     return {row.id: dict(row._mapping) for row in result}
 
 
-def load_schemas(connection: sa.Connection, endpoint_ids: list[str]) -> dict[str, Row]:
+def load_schemas(connection: sa.Connection, endpoint_ids: list[str]) -> dict[str, ModelRow]:
     """The accepted input and output schemas of the given models."""
-    rows: dict[str, Row] = {}
+    rows: dict[str, ModelRow] = {}
     for start in range(0, len(endpoint_ids), BATCH):
         batch = endpoint_ids[start : start + BATCH]
         query = sa.select(models.c.id, models.c.input_schema, models.c.output_schema).where(
@@ -215,7 +215,7 @@ class CatalogStore:
             require_migrated(connection)
             yield connection
 
-    def current_rows(self) -> dict[str, Row]:
+    def current_rows(self) -> dict[str, ModelRow]:
         """Every row of `models` as it stands (without the large schema columns)."""
         with self.reading() as connection:
             return load_rows(connection)
@@ -253,7 +253,7 @@ class CatalogStore:
 COPY_THRESHOLD = 200
 
 
-def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Inserts many rows; on PostgreSQL with COPY, which skips per-row statement building entirely
     (15,000 catalog rows and their history in about a second instead of several)."""
     if not rows:
