@@ -214,7 +214,7 @@ def test_refresh_then_a_backfill_of_three_endpoints_from_the_command_line(
         assert discovery["endpoint_ids"] == list(CHOSEN)
         latest = instance.get_latest_materialization_event(dg.AssetKey("models_table"))
         assert latest is not None and latest.run_id == backfill["run_id"]
-    assert (dagster_home / "storage" / "history" / "runs.db").is_file()
+    assert (dagster_home / "history" / "runs.db").is_file()
     assert not (tmp_path / ".genfeed").exists()  # nothing stored beside the command
 
 
