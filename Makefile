@@ -4,6 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The local instance: dagster.yaml here, and everything it stores under this folder (see README.md).
 export DAGSTER_HOME := $(CURDIR)
 
 .PHONY: install refresh test lint dev snapshot benchmark

@@ -48,7 +48,7 @@ class PipelineSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
         env = os.environ if environ is None else environ
-        data_dir = Path(env.get("GENFEED_DATA_DIR") or Path.cwd() / ".genfeed").absolute()
+        data_dir = Path(env.get("GENFEED_DATA_DIR") or default_data_dir(env)).absolute()
         deployment = (env.get("GENFEED_DEPLOYMENT") or Deployment.CLOUD.value).strip().lower()
         if deployment not in Deployment.__members__.values():
             raise ValueError(f"GENFEED_DEPLOYMENT must be 'cloud' or 'core', not {deployment!r}")
@@ -67,3 +67,11 @@ class PipelineSettings(BaseModel):
                 (name for name in FAL_KEY_VARIABLES if (env.get(name) or "").strip()), None
             ),
         )
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """`$DAGSTER_HOME/.genfeed`, so that every process on one Dagster instance (the CLI, `dagster dev`,
+    the daemon's runs) shares one cache and one catalog whatever folder it starts in; `./.genfeed` without
+    an instance (tests, scripts)."""
+    dagster_home = env.get("DAGSTER_HOME")
+    return Path(dagster_home).expanduser() / ".genfeed" if dagster_home else Path.cwd() / ".genfeed"

@@ -1,7 +1,7 @@
 """`genfeed-catalog refresh`, the README's first command, and the manual backfill of chosen endpoints.
 
 The command runs as a user runs it: the installed entry point in a process of its own, with `DAGSTER_HOME`
-pointing at an instance like the project's (`dagster.yaml`, storage inside that home). In this process the
+pointing at a home holding the project's `dagster.yaml` (its storage inside that home). In this process the
 `refresh_fal_catalog` job that `dg.reconstructable` loads would be the one built when
 `genfeed_pipeline.definitions` was first imported, from another test's environment; a process of its own
 reads this test's environment, as the command does on a user's machine.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -119,12 +120,10 @@ def assert_exactly_the_chosen_rows_repriced(
 
 @pytest.fixture
 def dagster_home(tmp_path: Path) -> Path:
-    """A Dagster home with the project's `dagster.yaml`, its storage moved inside the home."""
+    """A Dagster home holding the project's `dagster.yaml`, which keeps the instance's storage inside it."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    text = PROJECT_DAGSTER_YAML.read_text()
-    assert text.count("base_dir: .genfeed/dagster/") == 3
-    (home / "dagster.yaml").write_text(text.replace("base_dir: .genfeed/dagster/", f"base_dir: {home}/"))
+    shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
     return home
 
 
@@ -215,7 +214,7 @@ def test_refresh_then_a_backfill_of_three_endpoints_from_the_command_line(
         assert discovery["endpoint_ids"] == list(CHOSEN)
         latest = instance.get_latest_materialization_event(dg.AssetKey("models_table"))
         assert latest is not None and latest.run_id == backfill["run_id"]
-    assert (dagster_home / "storage" / "history" / "runs.db").is_file()
+    assert (dagster_home / "history" / "runs.db").is_file()
     assert not (tmp_path / ".genfeed").exists()  # nothing stored beside the command
 
 
