@@ -21,7 +21,6 @@ from genfeed_pipeline.admin.catalog import load_rows
 from genfeed_pipeline.admin.filters import CATEGORIES, owner_of, row_capabilities
 from genfeed_pipeline.cli.common import add_filters, model_filter, opened_store
 from genfeed_pipeline.cli.output import print_json, print_table, when
-from genfeed_pipeline.exact_json import decimal_number_text
 from genfeed_pipeline.pricing import CLOUD, margin_of, money_text
 from genfeed_pipeline.sync.enabled import decide_enabled, managed, row_state
 
@@ -183,7 +182,7 @@ def _estimate(args: argparse.Namespace) -> int:
     print(f"  unit         {unit}")
     print(f"  cloud price  {money_text(estimate.cloud_price)} ({margin:.1f}% margin)")
     print(f"  core price   {money_text(estimate.core_price)} (fal cost, the user's own key)")
-    print(f"  quantity     {decimal_number_text(estimate.quantity)} {estimate.unit}")
+    print(f"  quantity     {exact_json.decimal_number_text(estimate.quantity)} {estimate.unit}")
     for flag in estimate.flags:
         print(f"  flag         {flag}")
     for note in estimate.notes:
