@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from genfeed_pipeline.admin.errors import AdminError, UnknownModel
 from genfeed_pipeline.admin.filters import ModelFilter, capabilities_from_json, owner_of
 from genfeed_pipeline.db.tables import ModelRow, model_admin_actions, models
+from genfeed_pipeline.exact_json import decimal_number_text
 from genfeed_pipeline.fal.catalog import DataSource, PriceStatus
 from genfeed_pipeline.mapping.model import GenFeedModel, ModelType
 from genfeed_pipeline.pricing import (
@@ -268,11 +269,11 @@ def _value_problem(node: Mapping[str, Any], value: Any) -> str | None:
         return None
     what = "an integer" if "integer" in types else "a number"
     if low is not None and high is not None:
-        allowed = f"{what} from {low.normalize():f} to {high.normalize():f}"
+        allowed = f"{what} from {decimal_number_text(low)} to {decimal_number_text(high)}"
     elif low is not None:
-        allowed = f"{what} of at least {low.normalize():f}"
+        allowed = f"{what} of at least {decimal_number_text(low)}"
     else:
-        allowed = f"{what} of at most {high.normalize():f}" if high is not None else what
+        allowed = f"{what} of at most {decimal_number_text(high)}" if high is not None else what
     shown = int(number) if number == number.to_integral_value() else value
     return f"must be {allowed}, not {shown}"
 

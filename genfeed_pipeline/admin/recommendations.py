@@ -32,7 +32,7 @@ from genfeed_pipeline.admin.actions import (
 from genfeed_pipeline.admin.catalog import load_rows, priced_from_row
 from genfeed_pipeline.admin.errors import AdminError
 from genfeed_pipeline.db.tables import ModelRow
-from genfeed_pipeline.pricing import PricingPolicy, price_per_call
+from genfeed_pipeline.pricing import PricingPolicy, money_text, price_per_call
 from genfeed_pipeline.report.profitability import build_report, recommendations
 from genfeed_pipeline.sync.store import CatalogStore
 
@@ -151,7 +151,7 @@ def review(
         cost = _decimal(item["fal_cost"])
         if item["recommendation"] == "reprice":
             suggested = price_per_call(cost, policy) if cost is not None else None
-            target = f" (≥ ${suggested.normalize():f} at the target margin)" if suggested is not None else ""
+            target = f" (≥ {money_text(suggested)} at the target margin)" if suggested is not None else ""
             note: str | None = REPRICE_NOTE + target
             apply = False
         else:

@@ -8,7 +8,7 @@ import dagster as dg
 
 from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, CATALOG_TAGS, OWNERS
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
-from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog
+from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog, count_by_type
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.mapping import map_catalog
 from genfeed_pipeline.pricing import price_catalog
@@ -48,14 +48,13 @@ def genfeed_models(
         requested_endpoint_ids=fal_model_list.requested_endpoint_ids,
         review=review,
     )
-    by_type = Counter(m.category.value if m.category else "unknown" for m in models.values())
     invalid = [m for m in models.values() if not m.valid]
     reasons = Counter(error.split(":")[0] for m in invalid for error in m.validation_errors)
     metadata = {
         "models": dg.MetadataValue.int(len(models)),
         "valid": dg.MetadataValue.int(len(models) - len(invalid)),
         "invalid": dg.MetadataValue.int(len(invalid)),
-        "by_type": dg.MetadataValue.json(dict(by_type.most_common())),
+        "by_type": dg.MetadataValue.json(count_by_type(models.values())),
         "derived_schemas": dg.MetadataValue.int(sum(m.schema_derived for m in models.values())),
         "invalid_reasons": _top_reasons(reasons),
         "preview": preview_table(
@@ -109,17 +108,18 @@ def priced_models(
         requested_endpoint_ids=genfeed_models.requested_endpoint_ids,
         held=genfeed_models.review.held,
         completeness=fal_model_list.completeness,
+        notes=list(fal_model_list.notes),
     )
-    priced = [m for m in models.values() if m.priced]
+    priced = catalog.count_priced()
     unpriced_units = Counter(
         (m.unit_raw if m.unit_raw is not None else "no price") for m in models.values() if not m.priced
     )
     metadata = {
         "deployment": dg.MetadataValue.text(policy.deployment.value),
         "models": dg.MetadataValue.int(len(models)),
-        "priced": dg.MetadataValue.int(len(priced)),
-        "unpriced": dg.MetadataValue.int(len(models) - len(priced)),
-        "valid": dg.MetadataValue.int(sum(m.valid for m in models.values())),
+        "priced": dg.MetadataValue.int(priced),
+        "unpriced": dg.MetadataValue.int(len(models) - priced),
+        "valid": dg.MetadataValue.int(catalog.count_valid()),
         "unpriced_by_unit": _top_reasons(unpriced_units, limit=20),
         "price_source": dg.MetadataValue.text(fal_model_list.price_source.value),
         "preview": preview_table(

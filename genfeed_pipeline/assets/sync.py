@@ -168,6 +168,11 @@ def models_table(
         ],
         warnings=plan.warnings,
         held_models=outcome.held,
+        deployment=priced_models.deployment,
+        valid=priced_models.count_valid(),
+        priced=priced_models.count_priced(),
+        by_type=priced_models.count_by_type(),
+        notes=priced_models.notes,
     )
     if outcome.written:
         items = sync_change_items(plan)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from genfeed_pipeline.exact_json import decimal_number_text
 from genfeed_pipeline.fal.catalog import PriceStatus
-from genfeed_pipeline.pricing.money import plain, to_decimal
+from genfeed_pipeline.pricing.money import to_decimal
 from genfeed_pipeline.pricing.priced import PricedModel
 
 
@@ -40,7 +41,7 @@ def _sorted(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     number = to_decimal(value)
-    return f"{plain(number):f}" if number is not None else str(value)
+    return decimal_number_text(number) if number is not None else str(value)
 
 
 def quantity_rule_text(quantity: Any) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from genfeed_pipeline.pricing.money import plain, round_up, stored, to_decimal
+from genfeed_pipeline.exact_json import decimal_number_text
+from genfeed_pipeline.pricing.money import money_text, plain, round_up, stored, to_decimal
 
 ONE_MEGAPIXEL = 1_048_576
 VIDEO_TOKEN_DIVISOR = 1024
@@ -88,7 +89,7 @@ def evaluate(
     unit = card.get("unit", "unit")
     if kind == "clip":
         unit = f"{unit} clip"
-    derivation = f"{how} × ${plain(unit_price):f} per {unit}"
+    derivation = f"{how} × {money_text(unit_price)} per {unit}"
     notes = request.notes()
     return Evaluation(
         quantity=stored(quantity),
@@ -176,7 +177,7 @@ def _positive(value: Any, name: str | None, what: str = "a number") -> Decimal:
 def _num_text(value: Decimal | int) -> str:
     if isinstance(value, int) or value == value.to_integral_value():
         return f"{int(value):,}"
-    return f"{plain(value):f}"
+    return decimal_number_text(value)
 
 
 def _plural(count: Decimal | int, word: str) -> str:

@@ -6,6 +6,8 @@ import math
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
+from genfeed_pipeline.exact_json import decimal_number_text
+
 STORAGE_STEP = Decimal("1e-10")
 """Costs (and prices without a rounding step of their own) are stored rounded up to 10 decimal places."""
 
@@ -56,8 +58,7 @@ def plain(value: Decimal) -> Decimal:
 
 
 def money_text(value: Any) -> str:
-    """`$0.0834`: the exact amount, no exponent, no trailing zeros; "-" for none."""
+    """`$0.0834`: the exact amount as `exact_json.decimal_number_text` writes it (no exponent, no trailing
+    zeros), the one way amounts become text; "-" for none."""
     amount = to_decimal(value)
-    if amount is None:
-        return "-"
-    return f"${plain(amount):f}"
+    return "-" if amount is None else f"${decimal_number_text(amount)}"
