@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from genfeed_pipeline.exact_json import decimal_number_text
+
 CATALOG = "genfeed-fal"
 CHANGED = "catalog.changed"
 CHECK_FAILED = "catalog.check_failed"
@@ -44,7 +46,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_number_text(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
     return value

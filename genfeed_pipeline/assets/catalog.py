@@ -9,6 +9,7 @@ import dagster as dg
 from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, CATALOG_TAGS, OWNERS
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import MappedCatalog, PricedCatalog, count_by_type
+from genfeed_pipeline.exact_json import decimal_number_text
 from genfeed_pipeline.fal.catalog import CatalogListing, SchemaSet
 from genfeed_pipeline.mapping import map_catalog
 from genfeed_pipeline.pricing import price_catalog
@@ -252,8 +253,8 @@ def cloud_price_not_below_cost(
                 {
                     "endpoint_id": endpoint_id,
                     "pricing": "fixed" if fixed is not None else "dynamic",
-                    "price": str(price),
-                    "fal_cost": str(cost),
+                    "price": decimal_number_text(price),
+                    "fal_cost": decimal_number_text(cost),
                 }
             )
     columns = [(name, "string") for name in ("endpoint_id", "pricing", "price", "fal_cost")]

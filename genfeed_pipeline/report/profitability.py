@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from genfeed_pipeline.pricing import PricedModel, PricingPolicy, price_per_call
+from genfeed_pipeline.pricing import PricedModel, PricingPolicy, money_text, price_per_call
 
 MODEL_COLUMNS = [
     "endpoint_id",
@@ -75,7 +75,10 @@ def recommend(
         suggested = price_per_call(cost, policy)
         if fixed_price < cost:
             return Recommendation(
-                endpoint_id, "reprice", f"fixed price ${fixed_price} is below fal cost ${cost}", suggested
+                endpoint_id,
+                "reprice",
+                f"fixed price {money_text(fixed_price)} is below fal cost {money_text(cost)}",
+                suggested,
             )
     if enabled and status == "removed":
         return Recommendation(endpoint_id, "disable", "gone from fal's catalog")

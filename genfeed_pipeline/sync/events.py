@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from genfeed_pipeline.exact_json import decimal_number_text
 from genfeed_pipeline.sync.plan import Action, SyncPlan
 
 PRICE_FIELDS = ("unit_price", "unit", "cost_per_call", "price_per_call")
 
 
 def _text(value: Any) -> Any:
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    return decimal_number_text(value) if isinstance(value, Decimal) else str(value)
 
 
 def sync_change_items(plan: SyncPlan) -> dict[str, list[dict[str, Any]]]:
