@@ -3,7 +3,8 @@
 Everything here is plain asyncio + httpx; the Dagster resources wrap it. Requests share one limit on
 requests in flight and one on requests per second, so schema and price batches can run side by side
 without exceeding either. Transient failures (429, 5xx, timeouts, dropped connections, truncated or
-non-JSON bodies) are retried with exponential backoff and jitter, honouring `Retry-After`.
+non-JSON bodies) are retried under the pipeline's retry policy (`genfeed_pipeline.retry`), honouring
+`Retry-After`.
 
 The API key is held as a `pydantic.SecretStr` and only ever placed in the `Authorization` header; no
 message this module builds contains a header.
@@ -28,13 +29,7 @@ import httpx
 import orjson
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, Field, SecretStr, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState
 
 from genfeed_pipeline.fal.catalog import canonical_json
 from genfeed_pipeline.fal.models import (
@@ -45,6 +40,7 @@ from genfeed_pipeline.fal.models import (
     FalPrice,
     FalPricesPage,
 )
+from genfeed_pipeline.retry import AttemptError, RetryPolicy, parse_retry_after
 from genfeed_pipeline.runtime import collector_paused
 
 log = logging.getLogger(__name__)
@@ -75,8 +71,16 @@ class FalClientSettings(BaseModel):
     max_retry_after_seconds: float = Field(120.0, ge=0)
     progress_interval_seconds: float = Field(5.0, gt=0)
 
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            max_retry_after_seconds=self.max_retry_after_seconds,
+        )
 
-class FalApiError(Exception):
+
+class FalApiError(AttemptError):
     """A request to fal that failed for good. The message names the request; never the key."""
 
     def __init__(
@@ -195,6 +199,7 @@ class FalPlatformClient:
         if isinstance(api_key, str):
             api_key = SecretStr(api_key) if api_key.strip() else None
         self._api_key = api_key
+        self._retry = self.settings.retry_policy()
         self._http: httpx.AsyncClient | None = None
         self._in_flight = PrioritySlots(self.settings.max_in_flight)
         self._rate = AsyncLimiter(self.settings.max_requests_per_second, 1.0)
@@ -270,7 +275,7 @@ class FalPlatformClient:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             body = _lenient_json(response)
-        retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         if response.is_success:
             if body is None or "json" not in content_type:
                 snippet = response.text[:80].replace("\n", " ")
@@ -309,14 +314,7 @@ class FalPlatformClient:
         limiter: AsyncLimiter | None = None,
         kind: str = "list",
     ) -> Any:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda exc: isinstance(exc, FalApiError) and exc.retryable),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=self._wait,
-            reraise=True,
-            before_sleep=self._log_retry,
-        )
-        async for attempt in retrying:
+        async for attempt in self._retry.async_retrying(self._log_retry):
             with attempt:
                 return await self._send_once(
                     method,
@@ -329,15 +327,6 @@ class FalPlatformClient:
                     kind=kind,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            multiplier=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
-        )(state)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, FalApiError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, backoff), self.settings.max_retry_after_seconds)
-        return backoff
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
@@ -684,15 +673,6 @@ def _valid_text(value: Any) -> Any:
     if isinstance(value, dict):
         return {_valid_text(key): _valid_text(item) for key, item in value.items()}
     return value
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _is_openapi_document(document: Any) -> bool:
