@@ -13,17 +13,14 @@ message this module builds contains a header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
 import json
 import logging
 import re
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -32,6 +29,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 from tenacity import RetryCallState
 
 from genfeed_pipeline.fal.catalog import canonical_json
+from genfeed_pipeline.fal.concurrency import PrioritySlots
 from genfeed_pipeline.fal.models import (
     FalErrorBody,
     FalEstimate,
@@ -41,10 +39,8 @@ from genfeed_pipeline.fal.models import (
     FalPricesPage,
 )
 from genfeed_pipeline.retry import AttemptError, RetryPolicy, parse_retry_after
-from genfeed_pipeline.runtime import collector_paused
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
@@ -139,52 +135,6 @@ class PriceFetch:
 
 def _describe(method: str, url: httpx.URL | str, what: str) -> str:
     return f"fal {method} {url} ({what})"
-
-
-class PrioritySlots:
-    """A limit on requests in flight where waiting list pages go before waiting fan-out requests.
-
-    The list is a chain of sequential pages; if its next page queued behind a hundred schema batches,
-    the chain would stall and the refresh would take longer than its round trips.
-    """
-
-    LIST = 0
-    FANOUT = 1
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = 0
-
-    async def acquire(self, priority: int) -> None:
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._order += 1
-        heapq.heappush(self._waiting, (priority, self._order, waiter))
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()
-            raise
-
-    def release(self) -> None:
-        while self._waiting:
-            _, _, waiter = heapq.heappop(self._waiting)
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
-
-    @contextlib.asynccontextmanager
-    async def hold(self, priority: int) -> AsyncIterator[None]:
-        await self.acquire(priority)
-        try:
-            yield
-        finally:
-            self.release()
 
 
 class FalPlatformClient:
@@ -607,42 +557,6 @@ class FalPlatformClient:
             kind="estimate",
         )
         return FalEstimate.model_validate(answer)
-
-
-class ProgressLog:
-    """Logs "n of N" at a steady rate, never once per model."""
-
-    def __init__(self, what: str, total: int, interval_seconds: float, logger: logging.Logger = log) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self._interval = interval_seconds
-        self._next = time.monotonic() + interval_seconds
-        self._log = logger
-
-    def __call__(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self._interval
-            self._log.info("%s: %d of %d", self.what, self.done, self.total)
-
-    def finish(self) -> None:
-        self._log.info("%s: %d of %d done", self.what, self.done, self.total)
-
-
-def run_sync(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
-    """Runs a coroutine from synchronous code (Dagster asset bodies, the command line).
-
-    A plain event loop rather than `asyncio.run`: the latter swaps the SIGINT handler on every call,
-    and on Python 3.11 that formats the previous handler's repr, which can drag a whole catalog
-    through `repr` (a quarter of a second at 1,500 endpoints).
-    """
-    loop = asyncio.new_event_loop()
-    try:
-        with collector_paused():
-            return loop.run_until_complete(coroutine_factory())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
 
 def _chunks(items: Iterable[str], size: int) -> list[list[str]]:

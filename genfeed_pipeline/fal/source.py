@@ -34,10 +34,9 @@ from genfeed_pipeline.fal.client import (
     FalPlatformClient,
     FalUnreachableError,
     PriceFetch,
-    ProgressLog,
     SchemaFetch,
-    run_sync,
 )
+from genfeed_pipeline.fal.concurrency import ProgressLog, run_sync
 from genfeed_pipeline.fal.models import FalModelItem
 from genfeed_pipeline.fal.snapshot import CatalogSnapshot, load_snapshot
 
