@@ -4,7 +4,11 @@ Everything here is plain asyncio + httpx; the Dagster resources wrap it. Request
 requests in flight and one on requests per second, so schema and price batches can run side by side
 without exceeding either. Transient failures (429, 5xx, timeouts, dropped connections, truncated or
 non-JSON bodies) are retried under the pipeline's retry policy (`genfeed_pipeline.retry`), honouring
-`Retry-After`.
+`Retry-After`. Outcomes are typed: each endpoint's schema fetch ends with a `SchemaStatus`, its price
+fetch with a `PriceStatus`, the catalog's own vocabulary.
+
+The HTTP transport can be injected (`transport=httpx.MockTransport(handler)`), so the client's logic can
+be tested without a server.
 
 The API key is held as a `pydantic.SecretStr` and only ever placed in the `Authorization` header; no
 message this module builds contains a header.
@@ -28,7 +32,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from tenacity import RetryCallState
 
-from genfeed_pipeline.fal.catalog import canonical_json
+from genfeed_pipeline.fal.catalog import PriceStatus, SchemaStatus, canonical_json
 from genfeed_pipeline.fal.concurrency import PrioritySlots
 from genfeed_pipeline.fal.models import (
     FalErrorBody,
@@ -105,31 +109,39 @@ class FalUnreachableError(FalApiError):
 
 @dataclass(frozen=True)
 class SchemaFetch:
-    """The outcome of fetching one endpoint's OpenAPI document.
+    """The outcome of fetching one endpoint's OpenAPI document: `FETCHED` (by expansion), `FALLBACK` (from
+    the queue schema URL), `MISSING` (fal has none anywhere) or `FAILED` (with the error).
 
     The document is kept as its canonical JSON text, made as soon as its batch arrives: at 15,000
     endpoints the parsed trees of a whole discovery would take several hundred MB, the text a fifth.
     """
 
     endpoint_id: str
-    document_json: str | None
-    origin: str  # "expand", "queue_url" or "none"
+    status: SchemaStatus
+    document_json: str | None = None
     error: str | None = None
 
     @classmethod
-    def found(cls, endpoint_id: str, document: dict[str, Any], origin: str) -> SchemaFetch:
-        return cls(endpoint_id, canonical_json(document), origin)
+    def found(cls, endpoint_id: str, document: dict[str, Any], status: SchemaStatus) -> SchemaFetch:
+        return cls(endpoint_id, status, canonical_json(document))
+
+    @classmethod
+    def failure(cls, endpoint_id: str, error: str) -> SchemaFetch:
+        return cls(endpoint_id, SchemaStatus.FAILED, error=error)
 
     @property
     def failed(self) -> bool:
-        return self.document_json is None and self.error is not None
+        return self.status == SchemaStatus.FAILED
 
 
 @dataclass(frozen=True)
 class PriceFetch:
+    """The outcome of fetching one endpoint's price: `PRICED` (with the price), `NO_PRICE`, `NOT_FOUND`
+    or `FAILED` (with the error)."""
+
     endpoint_id: str
-    price: FalPrice | None
-    outcome: str  # "priced", "no_price", "not_found", "failed"
+    status: PriceStatus
+    price: FalPrice | None = None
     error: str | None = None
 
 
@@ -138,17 +150,23 @@ def _describe(method: str, url: httpx.URL | str, what: str) -> str:
 
 
 class FalPlatformClient:
-    """Async client; use as `async with FalPlatformClient(settings, api_key) as fal: ...`."""
+    """Async client; use as `async with FalPlatformClient(settings, api_key) as fal: ...`.
+
+    `transport` replaces the network (an `httpx.MockTransport` in unit tests); by default httpx's own.
+    """
 
     def __init__(
         self,
         settings: FalClientSettings | None = None,
         api_key: SecretStr | str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings or FalClientSettings()
         if isinstance(api_key, str):
             api_key = SecretStr(api_key) if api_key.strip() else None
         self._api_key = api_key
+        self._transport = transport
         self._retry = self.settings.retry_policy()
         self._http: httpx.AsyncClient | None = None
         self._in_flight = PrioritySlots(self.settings.max_in_flight)
@@ -171,6 +189,7 @@ class FalPlatformClient:
                 max_keepalive_connections=self.settings.max_in_flight,
             ),
             headers={"Accept": "application/json", "User-Agent": "genfeed-pipeline"},
+            transport=self._transport,
         )
         return self
 
@@ -413,12 +432,12 @@ class FalPlatformClient:
                 # One unreadable document must not cost the other endpoints of its batch.
                 fetched = await asyncio.gather(*(self.fetch_queue_openapi(eid) for eid in batch))
                 return {fetch.endpoint_id: fetch for fetch in fetched}
-            return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
+            return {eid: SchemaFetch.failure(eid, str(exc)) for eid in batch}
 
         try:
             page = self._parse_page(body, what)
         except FalApiError as exc:
-            return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
+            return {eid: SchemaFetch.failure(eid, str(exc)) for eid in batch}
         results: dict[str, SchemaFetch] = {}
         fallbacks: list[str] = []
         for item in page.models:
@@ -426,7 +445,8 @@ class FalPlatformClient:
                 continue
             document = item.openapi
             if _is_openapi_document(document):
-                results[item.endpoint_id] = SchemaFetch.found(item.endpoint_id, document, "expand")
+                found = SchemaFetch.found(item.endpoint_id, document, SchemaStatus.FETCHED)
+                results[item.endpoint_id] = found
             else:
                 fallbacks.append(item.endpoint_id)
         fallbacks.extend(eid for eid in batch if eid not in results and eid not in fallbacks)
@@ -448,13 +468,13 @@ class FalPlatformClient:
             )
         except FalApiError as exc:
             if exc.status_code == 404:
-                return SchemaFetch(endpoint_id, None, "none")
-            return SchemaFetch(endpoint_id, None, "none", error=str(exc))
+                return SchemaFetch(endpoint_id, SchemaStatus.MISSING)
+            return SchemaFetch.failure(endpoint_id, str(exc))
         if not _is_openapi_document(body):
-            return SchemaFetch(
-                endpoint_id, None, "none", error=f"queue schema of {endpoint_id} is not an OpenAPI document"
+            return SchemaFetch.failure(
+                endpoint_id, f"queue schema of {endpoint_id} is not an OpenAPI document"
             )
-        return SchemaFetch.found(endpoint_id, body, "queue_url")
+        return SchemaFetch.found(endpoint_id, body, SchemaStatus.FALLBACK)
 
     # -- prices -------------------------------------------------------------------------------------
 
@@ -497,7 +517,7 @@ class FalPlatformClient:
         except FalApiError as exc:
             if exc.status_code == 404:
                 if len(batch) == 1:
-                    return {batch[0]: PriceFetch(batch[0], None, "not_found", error=str(exc))}
+                    return {batch[0]: PriceFetch(batch[0], PriceStatus.NOT_FOUND, error=str(exc))}
                 middle = len(batch) // 2
                 halves = await asyncio.gather(
                     self._fetch_price_batch(batch[:middle]), self._fetch_price_batch(batch[middle:])
@@ -505,28 +525,29 @@ class FalPlatformClient:
                 return {**halves[0], **halves[1]}
             if exc.status_code in (401, 403):
                 raise
-            return {eid: PriceFetch(eid, None, "failed", error=str(exc)) for eid in batch}
+            return {eid: PriceFetch(eid, PriceStatus.FAILED, error=str(exc)) for eid in batch}
 
         results: dict[str, PriceFetch] = {}
         try:
             page = FalPricesPage.model_validate(body)
         except ValidationError:
             error = f"{_describe('GET', '/models/pricing', what)}: the answer has no `prices` list"
-            return {eid: PriceFetch(eid, None, "failed", error=error) for eid in batch}
+            return {eid: PriceFetch(eid, PriceStatus.FAILED, error=error) for eid in batch}
         wanted = set(batch)
         for raw in page.prices:
             endpoint_id = raw.get("endpoint_id") if isinstance(raw, dict) else None
             if endpoint_id not in wanted:
                 continue
             try:
-                results[endpoint_id] = PriceFetch(endpoint_id, FalPrice.model_validate(raw), "priced")
+                results[endpoint_id] = PriceFetch(
+                    endpoint_id, PriceStatus.PRICED, FalPrice.model_validate(raw)
+                )
             except ValidationError as exc:
                 reason = "; ".join(err["msg"] for err in exc.errors())
-                results[endpoint_id] = PriceFetch(
-                    endpoint_id, None, "failed", error=f"fal's price for {endpoint_id} is unusable: {reason}"
-                )
+                error = f"fal's price for {endpoint_id} is unusable: {reason}"
+                results[endpoint_id] = PriceFetch(endpoint_id, PriceStatus.FAILED, error=error)
         for endpoint_id in batch:
-            results.setdefault(endpoint_id, PriceFetch(endpoint_id, None, "no_price"))
+            results.setdefault(endpoint_id, PriceFetch(endpoint_id, PriceStatus.NO_PRICE))
         return results
 
     # -- estimates ----------------------------------------------------------------------------------

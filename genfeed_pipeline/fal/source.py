@@ -322,7 +322,7 @@ class LiveCatalogSource(CatalogSource):
                 quotes.append(quote)
                 lookups[endpoint_id] = PriceLookup(PriceStatus.PRICED, quote)
             else:
-                lookups[endpoint_id] = PriceLookup(PriceStatus(result.outcome), error=result.error)
+                lookups[endpoint_id] = PriceLookup(result.status, error=result.error)
         self.cache.save_prices(quotes)
         failed = sum(1 for lookup in lookups.values() if lookup.status == PriceStatus.FAILED)
         notes = [f"{failed} price fetches failed; those models keep their last good price"] if failed else []
@@ -399,9 +399,8 @@ class LiveCatalogSource(CatalogSource):
             outcome = fetched[endpoint_id]
             version = listing.endpoints[endpoint_id].version
             if outcome.document_json is not None:
-                status = SchemaStatus.FETCHED if outcome.origin == "expand" else SchemaStatus.FALLBACK
                 record = SchemaRecord(
-                    endpoint_id, status, outcome.document_json, version, started, DataSource.LIVE
+                    endpoint_id, outcome.status, outcome.document_json, version, started, DataSource.LIVE
                 )
                 fresh.append(record)
             elif outcome.failed:
