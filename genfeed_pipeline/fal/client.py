@@ -316,17 +316,9 @@ class FalPlatformClient:
         own (the chains run side by side). `on_page` sees each page's new endpoints as soon as they
         arrive, so that work on them can start while the rest of the list is still coming.
         """
-        merged: dict[str, FalModelItem] = {}
-
-        def collect(items: list[FalModelItem]) -> None:
-            new = [item for item in items if item.endpoint_id not in merged]
-            for item in new:
-                merged[item.endpoint_id] = item
-            if on_page is not None and new:
-                on_page(new)
-
-        await asyncio.gather(*(self._list_status(status, collect) for status in statuses))
-        return list(merged.values())
+        pages = _Pages(on_page)
+        await asyncio.gather(*(self._list_status(status, pages.collect) for status in statuses))
+        return pages.items()
 
     async def _list_status(self, status: str, collect: Callable[[list[FalModelItem]], None]) -> None:
         cursor: str | None = None
@@ -352,10 +344,16 @@ class FalPlatformClient:
             cursor = parsed.next_cursor
             page += 1
 
-    async def find_models(self, endpoint_ids: Sequence[str]) -> list[FalModelItem]:
-        """The list items of chosen endpoints (fal's find mode), 50 ids a request."""
-        found: list[FalModelItem] = []
-        for batch in _chunks(endpoint_ids, FAL_ID_LIMIT):
+    async def find_models(
+        self,
+        endpoint_ids: Sequence[str],
+        on_page: Callable[[list[FalModelItem]], None] | None = None,
+    ) -> list[FalModelItem]:
+        """The list items of chosen endpoints (fal's find mode), 50 ids a request, each exactly once;
+        `on_page` as for `list_models`."""
+        pages = _Pages(on_page)
+
+        async def find(batch: list[str]) -> None:
             what = f"find {len(batch)} chosen endpoints from {batch[0]}"
             body = await self._request(
                 "GET",
@@ -363,8 +361,10 @@ class FalPlatformClient:
                 what=what,
                 params=[("endpoint_id", endpoint_id) for endpoint_id in batch],
             )
-            found.extend(self._parse_page(body, what).models)
-        return found
+            pages.collect(self._parse_page(body, what).models)
+
+        await asyncio.gather(*(find(batch) for batch in _chunks(endpoint_ids, FAL_ID_LIMIT)))
+        return pages.items()
 
     def _parse_page(self, body: Any, what: str) -> FalModelsPage:
         if not isinstance(body, dict) or not isinstance(body.get("models"), list):
@@ -578,6 +578,24 @@ class FalPlatformClient:
             kind="estimate",
         )
         return FalEstimate.model_validate(answer)
+
+
+class _Pages:
+    """The items of a list as its pages arrive, each endpoint once; new ones are handed to `on_page`."""
+
+    def __init__(self, on_page: Callable[[list[FalModelItem]], None] | None) -> None:
+        self._merged: dict[str, FalModelItem] = {}
+        self._on_page = on_page
+
+    def collect(self, items: list[FalModelItem]) -> None:
+        new = [item for item in items if item.endpoint_id not in self._merged]
+        for item in new:
+            self._merged[item.endpoint_id] = item
+        if self._on_page is not None and new:
+            self._on_page(new)
+
+    def items(self) -> list[FalModelItem]:
+        return list(self._merged.values())
 
 
 def _chunks(items: Iterable[str], size: int) -> list[list[str]]:
