@@ -53,9 +53,9 @@ def priced_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str,
     from genfeed_pipeline.settings import Deployment
 
     source = OfflineCatalogSource(FalCache(tmp_path_factory.mktemp("cache") / "cache.sqlite3"))
-    listing = source.load_listing()
+    listing, schemas = source.discover()
     policy = PricingPolicy(deployment=Deployment.CLOUD)
-    return price_catalog(map_catalog(listing, source.load_schemas(listing)), listing.prices, policy), policy
+    return price_catalog(map_catalog(listing, schemas), listing.prices, policy), policy
 
 
 @pytest.fixture

@@ -36,8 +36,7 @@ def schema_requests(emulator: FalEmulator) -> list:
 
 def test_live_discovery_then_incremental_refresh(fal_emulator: FalEmulator, data_dir: Path) -> None:
     source = live_source(fal_emulator, data_dir)
-    listing = source.load_listing()
-    schemas = source.load_schemas(listing)
+    listing, schemas = source.discover()
 
     assert listing.source == DataSource.LIVE and listing.complete
     assert len(listing.endpoints) == 1182
@@ -51,8 +50,7 @@ def test_live_discovery_then_incremental_refresh(fal_emulator: FalEmulator, data
     changed = "fal-ai/flux/dev"
     document = fal_emulator.catalog.openapi[changed]
     fal_emulator.catalog.set_openapi(changed, {**document, "info": {**document["info"], "version": "2.0.0"}})
-    listing = source.load_listing()
-    schemas = source.load_schemas(listing)
+    listing, schemas = source.discover()
 
     assert [r.query["endpoint_id"] for r in schema_requests(fal_emulator)] == [[changed]]
     assert schemas.records[changed].status == SchemaStatus.FETCHED
@@ -61,15 +59,14 @@ def test_live_discovery_then_incremental_refresh(fal_emulator: FalEmulator, data
     assert schemas.count_by_status()["missing"] == counts["missing"]
 
     fal_emulator.reset_log()
-    schemas = source.load_schemas(listing, full_refresh=True)
+    listing, schemas = source.discover(full_refresh=True)
     assert len(schema_requests(fal_emulator)) == 119
     assert schemas.count_by_status()["reused"] == 0
 
 
 def test_failed_schema_fetch_keeps_the_last_good_document(fal_emulator: FalEmulator, data_dir: Path) -> None:
     source = live_source(fal_emulator, data_dir)
-    listing = source.load_listing()
-    first = source.load_schemas(listing)
+    _, first = source.discover()
     endpoint_id = "fal-ai/flux/dev"
     fal_emulator.catalog.set_openapi(endpoint_id, fal_emulator.catalog.openapi[endpoint_id])
     fal_emulator.inject(
@@ -81,8 +78,7 @@ def test_failed_schema_fetch_keeps_the_last_good_document(fal_emulator: FalEmula
             match=lambda r: endpoint_id in r.query.get("endpoint_id", []),
         )
     )
-    listing = source.load_listing()
-    second = source.load_schemas(listing)
+    _, second = source.discover()
     record = second.records[endpoint_id]
     assert record.status == SchemaStatus.FAILED and "HTTP 500" in record.error
     assert record.document_json == first.records[endpoint_id].document_json
@@ -92,7 +88,7 @@ def test_without_a_key_discovery_is_live_and_prices_come_from_the_snapshot(
     fal_emulator: FalEmulator, data_dir: Path, caplog
 ) -> None:
     caplog.set_level(logging.WARNING)
-    listing = live_source(fal_emulator, data_dir, key=None).load_listing()
+    listing, _ = live_source(fal_emulator, data_dir, key=None).discover()
     assert listing.source == DataSource.LIVE and len(listing.endpoints) == 1182
     assert listing.price_source == DataSource.SNAPSHOT
     assert listing.prices["fal-ai/flux/dev"].quote.source == DataSource.SNAPSHOT
@@ -102,7 +98,7 @@ def test_without_a_key_discovery_is_live_and_prices_come_from_the_snapshot(
 
 
 def test_pricing_refusing_the_key_falls_back_loudly(fal_emulator: FalEmulator, data_dir: Path) -> None:
-    listing = live_source(fal_emulator, data_dir, key="revoked-key").load_listing()
+    listing, _ = live_source(fal_emulator, data_dir, key="revoked-key").discover()
     assert listing.source == DataSource.LIVE
     assert listing.price_source == DataSource.SNAPSHOT
     assert any("refused the key" in note for note in listing.notes)
@@ -114,22 +110,20 @@ def test_unreachable_fal_falls_back_to_the_cache_then_the_snapshot(
     source = live_source(fal_emulator, data_dir)
     empty_cache_source = live_source(fal_emulator, data_dir / "elsewhere")
     fal_emulator.catalog.set_price("fal-ai/flux/dev", "0.03", "megapixels")
-    live = source.load_listing()
-    source.load_schemas(live)
+    live, _ = source.discover()
     fal_emulator.kill()
 
-    cached = source.load_listing()
+    cached, schemas = source.discover()
     assert cached.source == DataSource.CACHE
     assert (
         cached.prices["fal-ai/flux/dev"].quote.unit_price == live.prices["fal-ai/flux/dev"].quote.unit_price
     )
     assert str(cached.prices["fal-ai/flux/dev"].quote.unit_price) == "0.03"
     assert "unreachable" in cached.notes[0] and "cache" in cached.notes[0]
-    schemas = source.load_schemas(cached)
     assert schemas.source == DataSource.CACHE
     assert schemas.records["fal-ai/flux/dev"].has_document
 
-    from_snapshot = empty_cache_source.load_listing()
+    from_snapshot, _ = empty_cache_source.discover()
     assert from_snapshot.source == DataSource.SNAPSHOT
     assert str(from_snapshot.prices["fal-ai/flux/dev"].quote.unit_price) == "0.025"
 
@@ -139,13 +133,13 @@ def test_offline_source_prefers_the_cache_over_the_snapshot(
 ) -> None:
     cache = FalCache(data_dir / "fal_cache.sqlite3")
     offline = OfflineCatalogSource(cache)
-    before = offline.load_listing()
+    before, before_schemas = offline.discover()
     assert before.source == DataSource.SNAPSHOT and before.as_of == load_snapshot().as_of
     assert len(before.endpoints) == 1182
-    assert offline.load_schemas(before).count_by_status()["reused"] == 839
+    assert before_schemas.count_by_status()["reused"] == 839
 
-    live_source(fal_emulator, data_dir).load_listing()
-    after = offline.load_listing()
+    live_source(fal_emulator, data_dir).discover()
+    after, _ = offline.discover()
     assert after.source == DataSource.CACHE and after.as_of > before.as_of
     assert after.prices["fal-ai/flux/dev"].quote.source == DataSource.CACHE
     assert after.prices["fal-ai/flux/dev"].status == PriceStatus.PRICED
@@ -154,10 +148,9 @@ def test_offline_source_prefers_the_cache_over_the_snapshot(
 def test_manual_refresh_of_chosen_endpoints(fal_emulator: FalEmulator, data_dir: Path) -> None:
     source = live_source(fal_emulator, data_dir)
     chosen = ["fal-ai/flux/dev", "fal-ai/flux/schnell"]
-    listing = source.load_listing(chosen)
+    listing, schemas = source.discover(chosen)
     assert sorted(listing.endpoints) == sorted(chosen)
     assert listing.requested_endpoint_ids == chosen
-    schemas = source.load_schemas(listing)
     assert sorted(schemas.records) == sorted(chosen)
     assert all(r.status == SchemaStatus.FETCHED for r in schemas.records.values())
 
@@ -168,6 +161,6 @@ def test_a_list_page_that_keeps_failing_marks_the_listing_incomplete(
     fal_emulator.settings.failing_list_pages = {2}
     source = live_source(fal_emulator, data_dir)
     source.settings = source.settings.model_copy(update={"list_page_size": 500})
-    listing = source.load_listing()
+    listing, _ = source.discover()
     assert not listing.complete
     assert "page 2" in listing.list_errors[0] and "HTTP 500" in listing.list_errors[0]

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from genfeed_pipeline.fal.catalog import PriceStatus, SchemaStatus
 from genfeed_pipeline.fal.client import FalApiError, FalClientSettings, FalPlatformClient
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
 from genfeed_pipeline_tests.fal_emulator import FalEmulator, Fault
@@ -64,7 +65,7 @@ def test_schemas_come_in_parallel_batches_of_at_most_ten(fal_emulator: FalEmulat
     fetched = run(fal_emulator, lambda fal: fal.fetch_openapi(ids))
 
     assert set(fetched) == set(ids)
-    assert all(f.document_json is not None and f.origin == "expand" for f in fetched.values())
+    assert all(f.document_json is not None and f.status == SchemaStatus.FETCHED for f in fetched.values())
     schema_requests = [r for r in fal_emulator.requests if "openapi-3.0" in r.query.get("expand", [])]
     assert len(schema_requests) == 10
     assert max(len(r.query["endpoint_id"]) for r in schema_requests) == 10
@@ -91,9 +92,14 @@ def test_expansion_failure_falls_back_to_the_queue_schema(fal_emulator: FalEmula
 
     fetched = run(fal_emulator, lambda fal: fal.fetch_openapi([*with_docs, without_doc]))
 
-    assert [fetched[e].origin for e in with_docs] == ["queue_url", "queue_url", "expand", "expand"]
+    assert [fetched[e].status for e in with_docs] == [
+        SchemaStatus.FALLBACK,
+        SchemaStatus.FALLBACK,
+        SchemaStatus.FETCHED,
+        SchemaStatus.FETCHED,
+    ]
     assert json.loads(fetched[with_docs[0]].document_json) == catalog.openapi[with_docs[0]]
-    assert fetched[without_doc].document_json is None and fetched[without_doc].origin == "none"
+    assert fetched[without_doc].document_json is None and fetched[without_doc].status == SchemaStatus.MISSING
     assert not fetched[without_doc].failed  # fal has no schema: marked, not an error
 
 
@@ -105,9 +111,9 @@ def test_prices_bisect_around_an_unknown_id(fal_emulator: FalEmulator) -> None:
 
     fetched = run(fal_emulator, lambda fal: fal.fetch_prices(ids))
 
-    assert fetched["no-such/endpoint"].outcome == "not_found"
-    assert fetched[unpriced].outcome == "no_price"
-    assert all(fetched[e].outcome == "priced" for e in priced)
+    assert fetched["no-such/endpoint"].status == PriceStatus.NOT_FOUND
+    assert fetched[unpriced].status == PriceStatus.NO_PRICE
+    assert all(fetched[e].status == PriceStatus.PRICED for e in priced)
     assert all(len(r.query["endpoint_id"]) <= 50 for r in fal_emulator.requests)
     assert all(r.authorized for r in fal_emulator.requests)
     flux = (
@@ -165,7 +171,7 @@ def test_retry_exhaustion_names_the_request_and_the_error(fal_emulator: FalEmula
     fal_emulator.inject(Fault(path="/v1/models/pricing", kind="status", status=500, times=None))
     fetched = run(fal_emulator, lambda fal: fal.fetch_prices(["fal-ai/flux/dev"]), max_attempts=3)
     outcome = fetched["fal-ai/flux/dev"]
-    assert outcome.outcome == "failed"
+    assert outcome.status == PriceStatus.FAILED
     assert "fal GET" in outcome.error and "/models/pricing" in outcome.error
     assert "fal-ai%2Fflux%2Fdev" in outcome.error or "fal-ai/flux/dev" in outcome.error
     assert "HTTP 500 server_error" in outcome.error

@@ -704,8 +704,8 @@ def test_arbitrary_schema_shapes_never_raise(input_schema: Any, output_schema: A
 
 def test_map_catalog_over_the_offline_snapshot(tmp_path: Path) -> None:
     source = OfflineCatalogSource(FalCache(tmp_path / "c.sqlite3"))
-    listing = source.load_listing()
-    models = map_catalog(listing, source.load_schemas(listing))
+    listing, schemas = source.discover()
+    models = map_catalog(listing, schemas)
     assert len(models) == 1182 and set(models) == set(listing.endpoints)
     by_type = Counter(str(model.category) for model in models.values())
     valid = sum(model.valid for model in models.values())

@@ -863,8 +863,8 @@ def test_bundled_snapshot_prices_through_the_mapper(tmp_path: Any) -> None:
     from genfeed_pipeline.mapping import map_catalog
 
     source = OfflineCatalogSource(FalCache(tmp_path / "cache.sqlite3"))
-    listing = source.load_listing()
-    models = map_catalog(listing, source.load_schemas(listing))
+    listing, schemas = source.discover()
+    models = map_catalog(listing, schemas)
     priced = price_catalog(models, listing.prices, CLOUD)
     assert set(priced) == set(models)
     quoted = [p for p in priced.values() if p.unit_raw is not None]

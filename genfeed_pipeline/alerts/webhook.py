@@ -25,13 +25,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState
+
+from genfeed_pipeline.retry import AttemptError, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class DeliveryResult:
     error: str | None
 
 
-class _AttemptFailed(Exception):
+class _AttemptFailed(AttemptError):
     """One failed attempt, already described without the URL's secrets."""
 
     def __init__(
@@ -68,8 +68,12 @@ class _AttemptFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
-        self.retryable = retryable
+        self._retryable = retryable
         self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self._retryable
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -122,28 +126,6 @@ def _url_secrets(url: str) -> list[str]:
     return sorted({url, *scrubbed} - {""}, key=len, reverse=True)
 
 
-def _parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, _AttemptFailed) and exc.retryable
-
-
 class WebhookSender:
     """Delivers catalog events to GenFeed's webhook URLs, signed, with retries; `send` never raises."""
 
@@ -157,18 +139,17 @@ class WebhookSender:
         backoff_initial_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if timeout_seconds <= 0 or backoff_initial_seconds < 0 or backoff_max_seconds < 0:
-            raise ValueError("timeout_seconds must be positive and the backoff values non-negative")
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
         self._urls = [url.strip() for url in urls if url and url.strip()]
         self._secret = secret or None
         self.timeout_seconds = timeout_seconds
-        self.max_attempts = max_attempts
-        self.backoff_initial_seconds = backoff_initial_seconds
-        self.backoff_max_seconds = backoff_max_seconds
-        self._backoff = wait_exponential_jitter(
-            multiplier=backoff_initial_seconds, max=backoff_max_seconds, jitter=backoff_initial_seconds
+        # A receiver that asks for a longer wait than the backoff's cap is given up on, not waited for.
+        self.retry_policy = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_initial_seconds=backoff_initial_seconds,
+            backoff_max_seconds=backoff_max_seconds,
+            max_retry_after_seconds=backoff_max_seconds,
         )
         if self._urls and self._secret is None:
             log.warning(
@@ -239,13 +220,7 @@ class WebhookSender:
                 attempts += 1
                 return self._post_once(transport, url, body, request_headers)
 
-            retrying = Retrying(
-                stop=stop_after_attempt(self.max_attempts),
-                wait=self._wait,
-                retry=retry_if_exception(_is_retryable),
-                before_sleep=lambda state: self._log_retry(state, url, delivery_id),
-                reraise=True,
-            )
+            retrying = self.retry_policy.retrying(lambda state: self._log_retry(state, url, delivery_id))
             status = retrying(attempt)
         except _AttemptFailed as exc:
             error = self._scrub(exc.reason, url)
@@ -299,19 +274,12 @@ class WebhookSender:
         if snippet:
             reason += f": {' '.join(snippet.split())}"
         retryable = status == 429 or status >= 500
-        retry_after = _parse_retry_after(response.headers.get("retry-after")) if retryable else None
-        if retry_after is not None and retry_after > self.backoff_max_seconds:
-            reason += f" (Retry-After {retry_after:g}s exceeds the {self.backoff_max_seconds:g}s limit)"
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if retryable else None
+        if retry_after is not None and self.retry_policy.asks_too_long(retry_after):
+            limit = self.retry_policy.max_retry_after_seconds
+            reason += f" (Retry-After {retry_after:g}s exceeds the {limit:g}s limit)"
             raise _AttemptFailed(reason, status=status, retryable=False)
         raise _AttemptFailed(reason, status=status, retryable=retryable, retry_after=retry_after)
-
-    def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff with jitter, never shorter than the receiver's `Retry-After`."""
-        backoff = self._backoff(state)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _AttemptFailed) and exc.retry_after is not None:
-            return max(exc.retry_after, backoff)
-        return backoff
 
     def _log_retry(self, state: RetryCallState, url: str, delivery_id: str) -> None:
         exc = state.outcome.exception() if state.outcome else None

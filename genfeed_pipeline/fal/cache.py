@@ -72,8 +72,26 @@ class FalCache:
 
     # -- list -------------------------------------------------------------------------------------
 
-    def save_listing(self, endpoints: Iterable[FalEndpoint], listed_at: datetime, *, complete: bool) -> None:
-        """A complete list replaces the cached one; a partial one (chosen ids) is merged into it."""
+    def save_discovery(
+        self,
+        endpoints: Iterable[FalEndpoint],
+        listed_at: datetime,
+        *,
+        complete: bool,
+        quotes: Iterable[PriceQuote],
+        schemas: Iterable[SchemaRecord],
+    ) -> None:
+        """What one live discovery fetched, in one transaction: the list (a complete one replaces the
+        cached list, a partial one of chosen ids is merged into it), the prices, and the documents."""
+        with self._connect() as db:
+            self._write_listing(db, endpoints, listed_at, complete=complete)
+            self._write_prices(db, quotes)
+            self._write_schemas(db, schemas)
+
+    @staticmethod
+    def _write_listing(
+        db: sqlite3.Connection, endpoints: Iterable[FalEndpoint], listed_at: datetime, *, complete: bool
+    ) -> None:
         rows = [
             (
                 e.endpoint_id,
@@ -83,20 +101,17 @@ class FalCache:
             )
             for i, e in enumerate(endpoints)
         ]
-        with self._connect() as db:
-            if complete:
-                db.execute("DELETE FROM endpoints")
-                db.execute(
-                    "INSERT OR REPLACE INTO cache_info VALUES ('listed_at', ?)", (listed_at.isoformat(),)
-                )
-                db.executemany("INSERT INTO endpoints VALUES (?, ?, ?, ?)", rows)
-            else:
-                offset = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM endpoints").fetchone()[0]
-                db.executemany(
-                    "INSERT INTO endpoints VALUES (?, ?, ?, ?) ON CONFLICT(endpoint_id) DO UPDATE SET "
-                    "metadata_json = excluded.metadata_json, listed_at = excluded.listed_at",
-                    [(eid, offset + i, meta, at) for eid, i, meta, at in rows],
-                )
+        if complete:
+            db.execute("DELETE FROM endpoints")
+            db.execute("INSERT OR REPLACE INTO cache_info VALUES ('listed_at', ?)", (listed_at.isoformat(),))
+            db.executemany("INSERT INTO endpoints VALUES (?, ?, ?, ?)", rows)
+        else:
+            offset = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM endpoints").fetchone()[0]
+            db.executemany(
+                "INSERT INTO endpoints VALUES (?, ?, ?, ?) ON CONFLICT(endpoint_id) DO UPDATE SET "
+                "metadata_json = excluded.metadata_json, listed_at = excluded.listed_at",
+                [(eid, offset + i, meta, at) for eid, i, meta, at in rows],
+            )
 
     def listed_ids(self) -> set[str]:
         if not self.exists:
@@ -117,10 +132,10 @@ class FalCache:
 
     # -- prices -----------------------------------------------------------------------------------
 
-    def save_prices(self, quotes: Iterable[PriceQuote]) -> None:
+    @staticmethod
+    def _write_prices(db: sqlite3.Connection, quotes: Iterable[PriceQuote]) -> None:
         rows = [(q.endpoint_id, str(q.unit_price), q.unit, q.currency, q.seen_at.isoformat()) for q in quotes]
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO prices VALUES (?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO prices VALUES (?, ?, ?, ?, ?)", rows)
 
     def load_prices(self) -> dict[str, PriceQuote]:
         if not self.exists:
@@ -143,8 +158,9 @@ class FalCache:
 
     # -- schemas ----------------------------------------------------------------------------------
 
-    def save_schemas(self, records: Iterable[SchemaRecord]) -> None:
-        """Stores fetched documents, and the fact that fal has none, with the version they belong to."""
+    @staticmethod
+    def _write_schemas(db: sqlite3.Connection, records: Iterable[SchemaRecord]) -> None:
+        """Fetched documents, and the fact that fal has none, with the version they belong to."""
         rows = [
             (
                 r.endpoint_id,
@@ -156,8 +172,7 @@ class FalCache:
             for r in records
             if r.status in (SchemaStatus.FETCHED, SchemaStatus.FALLBACK, SchemaStatus.MISSING)
         ]
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?)", rows)
 
     def schema_versions(self) -> dict[str, str | None]:
         """endpoint_id → the version whose schema the cache holds."""

@@ -3,7 +3,12 @@
 Everything here is plain asyncio + httpx; the Dagster resources wrap it. Requests share one limit on
 requests in flight and one on requests per second, so schema and price batches can run side by side
 without exceeding either. Transient failures (429, 5xx, timeouts, dropped connections, truncated or
-non-JSON bodies) are retried with exponential backoff and jitter, honouring `Retry-After`.
+non-JSON bodies) are retried under the pipeline's retry policy (`genfeed_pipeline.retry`), honouring
+`Retry-After`. Outcomes are typed: each endpoint's schema fetch ends with a `SchemaStatus`, its price
+fetch with a `PriceStatus`, the catalog's own vocabulary.
+
+The HTTP transport can be injected (`transport=httpx.MockTransport(handler)`), so the client's logic can
+be tested without a server.
 
 The API key is held as a `pydantic.SecretStr` and only ever placed in the `Authorization` header; no
 message this module builds contains a header.
@@ -12,31 +17,23 @@ message this module builds contains a header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
 import json
 import logging
 import re
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, Field, SecretStr, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState
 
-from genfeed_pipeline.fal.catalog import canonical_json
+from genfeed_pipeline.fal.catalog import PriceStatus, SchemaStatus, canonical_json
+from genfeed_pipeline.fal.concurrency import PrioritySlots
 from genfeed_pipeline.fal.models import (
     FalErrorBody,
     FalEstimate,
@@ -45,10 +42,9 @@ from genfeed_pipeline.fal.models import (
     FalPrice,
     FalPricesPage,
 )
-from genfeed_pipeline.runtime import collector_paused
+from genfeed_pipeline.retry import AttemptError, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
@@ -75,8 +71,16 @@ class FalClientSettings(BaseModel):
     max_retry_after_seconds: float = Field(120.0, ge=0)
     progress_interval_seconds: float = Field(5.0, gt=0)
 
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            max_retry_after_seconds=self.max_retry_after_seconds,
+        )
 
-class FalApiError(Exception):
+
+class FalApiError(AttemptError):
     """A request to fal that failed for good. The message names the request; never the key."""
 
     def __init__(
@@ -105,31 +109,39 @@ class FalUnreachableError(FalApiError):
 
 @dataclass(frozen=True)
 class SchemaFetch:
-    """The outcome of fetching one endpoint's OpenAPI document.
+    """The outcome of fetching one endpoint's OpenAPI document: `FETCHED` (by expansion), `FALLBACK` (from
+    the queue schema URL), `MISSING` (fal has none anywhere) or `FAILED` (with the error).
 
     The document is kept as its canonical JSON text, made as soon as its batch arrives: at 15,000
     endpoints the parsed trees of a whole discovery would take several hundred MB, the text a fifth.
     """
 
     endpoint_id: str
-    document_json: str | None
-    origin: str  # "expand", "queue_url" or "none"
+    status: SchemaStatus
+    document_json: str | None = None
     error: str | None = None
 
     @classmethod
-    def found(cls, endpoint_id: str, document: dict[str, Any], origin: str) -> SchemaFetch:
-        return cls(endpoint_id, canonical_json(document), origin)
+    def found(cls, endpoint_id: str, document: dict[str, Any], status: SchemaStatus) -> SchemaFetch:
+        return cls(endpoint_id, status, canonical_json(document))
+
+    @classmethod
+    def failure(cls, endpoint_id: str, error: str) -> SchemaFetch:
+        return cls(endpoint_id, SchemaStatus.FAILED, error=error)
 
     @property
     def failed(self) -> bool:
-        return self.document_json is None and self.error is not None
+        return self.status == SchemaStatus.FAILED
 
 
 @dataclass(frozen=True)
 class PriceFetch:
+    """The outcome of fetching one endpoint's price: `PRICED` (with the price), `NO_PRICE`, `NOT_FOUND`
+    or `FAILED` (with the error)."""
+
     endpoint_id: str
-    price: FalPrice | None
-    outcome: str  # "priced", "no_price", "not_found", "failed"
+    status: PriceStatus
+    price: FalPrice | None = None
     error: str | None = None
 
 
@@ -137,64 +149,25 @@ def _describe(method: str, url: httpx.URL | str, what: str) -> str:
     return f"fal {method} {url} ({what})"
 
 
-class PrioritySlots:
-    """A limit on requests in flight where waiting list pages go before waiting fan-out requests.
-
-    The list is a chain of sequential pages; if its next page queued behind a hundred schema batches,
-    the chain would stall and the refresh would take longer than its round trips.
-    """
-
-    LIST = 0
-    FANOUT = 1
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = 0
-
-    async def acquire(self, priority: int) -> None:
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._order += 1
-        heapq.heappush(self._waiting, (priority, self._order, waiter))
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()
-            raise
-
-    def release(self) -> None:
-        while self._waiting:
-            _, _, waiter = heapq.heappop(self._waiting)
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
-
-    @contextlib.asynccontextmanager
-    async def hold(self, priority: int) -> AsyncIterator[None]:
-        await self.acquire(priority)
-        try:
-            yield
-        finally:
-            self.release()
-
-
 class FalPlatformClient:
-    """Async client; use as `async with FalPlatformClient(settings, api_key) as fal: ...`."""
+    """Async client; use as `async with FalPlatformClient(settings, api_key) as fal: ...`.
+
+    `transport` replaces the network (an `httpx.MockTransport` in unit tests); by default httpx's own.
+    """
 
     def __init__(
         self,
         settings: FalClientSettings | None = None,
         api_key: SecretStr | str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings or FalClientSettings()
         if isinstance(api_key, str):
             api_key = SecretStr(api_key) if api_key.strip() else None
         self._api_key = api_key
+        self._transport = transport
+        self._retry = self.settings.retry_policy()
         self._http: httpx.AsyncClient | None = None
         self._in_flight = PrioritySlots(self.settings.max_in_flight)
         self._rate = AsyncLimiter(self.settings.max_requests_per_second, 1.0)
@@ -216,6 +189,7 @@ class FalPlatformClient:
                 max_keepalive_connections=self.settings.max_in_flight,
             ),
             headers={"Accept": "application/json", "User-Agent": "genfeed-pipeline"},
+            transport=self._transport,
         )
         return self
 
@@ -270,7 +244,7 @@ class FalPlatformClient:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             body = _lenient_json(response)
-        retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         if response.is_success:
             if body is None or "json" not in content_type:
                 snippet = response.text[:80].replace("\n", " ")
@@ -309,14 +283,7 @@ class FalPlatformClient:
         limiter: AsyncLimiter | None = None,
         kind: str = "list",
     ) -> Any:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda exc: isinstance(exc, FalApiError) and exc.retryable),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=self._wait,
-            reraise=True,
-            before_sleep=self._log_retry,
-        )
-        async for attempt in retrying:
+        async for attempt in self._retry.async_retrying(self._log_retry):
             with attempt:
                 return await self._send_once(
                     method,
@@ -329,15 +296,6 @@ class FalPlatformClient:
                     kind=kind,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            multiplier=self.settings.backoff_initial_seconds, max=self.settings.backoff_max_seconds
-        )(state)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, FalApiError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, backoff), self.settings.max_retry_after_seconds)
-        return backoff
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
@@ -358,17 +316,9 @@ class FalPlatformClient:
         own (the chains run side by side). `on_page` sees each page's new endpoints as soon as they
         arrive, so that work on them can start while the rest of the list is still coming.
         """
-        merged: dict[str, FalModelItem] = {}
-
-        def collect(items: list[FalModelItem]) -> None:
-            new = [item for item in items if item.endpoint_id not in merged]
-            for item in new:
-                merged[item.endpoint_id] = item
-            if on_page is not None and new:
-                on_page(new)
-
-        await asyncio.gather(*(self._list_status(status, collect) for status in statuses))
-        return list(merged.values())
+        pages = _Pages(on_page)
+        await asyncio.gather(*(self._list_status(status, pages.collect) for status in statuses))
+        return pages.items()
 
     async def _list_status(self, status: str, collect: Callable[[list[FalModelItem]], None]) -> None:
         cursor: str | None = None
@@ -394,10 +344,16 @@ class FalPlatformClient:
             cursor = parsed.next_cursor
             page += 1
 
-    async def find_models(self, endpoint_ids: Sequence[str]) -> list[FalModelItem]:
-        """The list items of chosen endpoints (fal's find mode), 50 ids a request."""
-        found: list[FalModelItem] = []
-        for batch in _chunks(endpoint_ids, FAL_ID_LIMIT):
+    async def find_models(
+        self,
+        endpoint_ids: Sequence[str],
+        on_page: Callable[[list[FalModelItem]], None] | None = None,
+    ) -> list[FalModelItem]:
+        """The list items of chosen endpoints (fal's find mode), 50 ids a request, each exactly once;
+        `on_page` as for `list_models`."""
+        pages = _Pages(on_page)
+
+        async def find(batch: list[str]) -> None:
             what = f"find {len(batch)} chosen endpoints from {batch[0]}"
             body = await self._request(
                 "GET",
@@ -405,8 +361,10 @@ class FalPlatformClient:
                 what=what,
                 params=[("endpoint_id", endpoint_id) for endpoint_id in batch],
             )
-            found.extend(self._parse_page(body, what).models)
-        return found
+            pages.collect(self._parse_page(body, what).models)
+
+        await asyncio.gather(*(find(batch) for batch in _chunks(endpoint_ids, FAL_ID_LIMIT)))
+        return pages.items()
 
     def _parse_page(self, body: Any, what: str) -> FalModelsPage:
         if not isinstance(body, dict) or not isinstance(body.get("models"), list):
@@ -474,12 +432,12 @@ class FalPlatformClient:
                 # One unreadable document must not cost the other endpoints of its batch.
                 fetched = await asyncio.gather(*(self.fetch_queue_openapi(eid) for eid in batch))
                 return {fetch.endpoint_id: fetch for fetch in fetched}
-            return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
+            return {eid: SchemaFetch.failure(eid, str(exc)) for eid in batch}
 
         try:
             page = self._parse_page(body, what)
         except FalApiError as exc:
-            return {eid: SchemaFetch(eid, None, "none", error=str(exc)) for eid in batch}
+            return {eid: SchemaFetch.failure(eid, str(exc)) for eid in batch}
         results: dict[str, SchemaFetch] = {}
         fallbacks: list[str] = []
         for item in page.models:
@@ -487,7 +445,8 @@ class FalPlatformClient:
                 continue
             document = item.openapi
             if _is_openapi_document(document):
-                results[item.endpoint_id] = SchemaFetch.found(item.endpoint_id, document, "expand")
+                found = SchemaFetch.found(item.endpoint_id, document, SchemaStatus.FETCHED)
+                results[item.endpoint_id] = found
             else:
                 fallbacks.append(item.endpoint_id)
         fallbacks.extend(eid for eid in batch if eid not in results and eid not in fallbacks)
@@ -509,13 +468,13 @@ class FalPlatformClient:
             )
         except FalApiError as exc:
             if exc.status_code == 404:
-                return SchemaFetch(endpoint_id, None, "none")
-            return SchemaFetch(endpoint_id, None, "none", error=str(exc))
+                return SchemaFetch(endpoint_id, SchemaStatus.MISSING)
+            return SchemaFetch.failure(endpoint_id, str(exc))
         if not _is_openapi_document(body):
-            return SchemaFetch(
-                endpoint_id, None, "none", error=f"queue schema of {endpoint_id} is not an OpenAPI document"
+            return SchemaFetch.failure(
+                endpoint_id, f"queue schema of {endpoint_id} is not an OpenAPI document"
             )
-        return SchemaFetch.found(endpoint_id, body, "queue_url")
+        return SchemaFetch.found(endpoint_id, body, SchemaStatus.FALLBACK)
 
     # -- prices -------------------------------------------------------------------------------------
 
@@ -558,7 +517,7 @@ class FalPlatformClient:
         except FalApiError as exc:
             if exc.status_code == 404:
                 if len(batch) == 1:
-                    return {batch[0]: PriceFetch(batch[0], None, "not_found", error=str(exc))}
+                    return {batch[0]: PriceFetch(batch[0], PriceStatus.NOT_FOUND, error=str(exc))}
                 middle = len(batch) // 2
                 halves = await asyncio.gather(
                     self._fetch_price_batch(batch[:middle]), self._fetch_price_batch(batch[middle:])
@@ -566,28 +525,29 @@ class FalPlatformClient:
                 return {**halves[0], **halves[1]}
             if exc.status_code in (401, 403):
                 raise
-            return {eid: PriceFetch(eid, None, "failed", error=str(exc)) for eid in batch}
+            return {eid: PriceFetch(eid, PriceStatus.FAILED, error=str(exc)) for eid in batch}
 
         results: dict[str, PriceFetch] = {}
         try:
             page = FalPricesPage.model_validate(body)
         except ValidationError:
             error = f"{_describe('GET', '/models/pricing', what)}: the answer has no `prices` list"
-            return {eid: PriceFetch(eid, None, "failed", error=error) for eid in batch}
+            return {eid: PriceFetch(eid, PriceStatus.FAILED, error=error) for eid in batch}
         wanted = set(batch)
         for raw in page.prices:
             endpoint_id = raw.get("endpoint_id") if isinstance(raw, dict) else None
             if endpoint_id not in wanted:
                 continue
             try:
-                results[endpoint_id] = PriceFetch(endpoint_id, FalPrice.model_validate(raw), "priced")
+                results[endpoint_id] = PriceFetch(
+                    endpoint_id, PriceStatus.PRICED, FalPrice.model_validate(raw)
+                )
             except ValidationError as exc:
                 reason = "; ".join(err["msg"] for err in exc.errors())
-                results[endpoint_id] = PriceFetch(
-                    endpoint_id, None, "failed", error=f"fal's price for {endpoint_id} is unusable: {reason}"
-                )
+                error = f"fal's price for {endpoint_id} is unusable: {reason}"
+                results[endpoint_id] = PriceFetch(endpoint_id, PriceStatus.FAILED, error=error)
         for endpoint_id in batch:
-            results.setdefault(endpoint_id, PriceFetch(endpoint_id, None, "no_price"))
+            results.setdefault(endpoint_id, PriceFetch(endpoint_id, PriceStatus.NO_PRICE))
         return results
 
     # -- estimates ----------------------------------------------------------------------------------
@@ -620,40 +580,22 @@ class FalPlatformClient:
         return FalEstimate.model_validate(answer)
 
 
-class ProgressLog:
-    """Logs "n of N" at a steady rate, never once per model."""
+class _Pages:
+    """The items of a list as its pages arrive, each endpoint once; new ones are handed to `on_page`."""
 
-    def __init__(self, what: str, total: int, interval_seconds: float, logger: logging.Logger = log) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self._interval = interval_seconds
-        self._next = time.monotonic() + interval_seconds
-        self._log = logger
+    def __init__(self, on_page: Callable[[list[FalModelItem]], None] | None) -> None:
+        self._merged: dict[str, FalModelItem] = {}
+        self._on_page = on_page
 
-    def __call__(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self._interval
-            self._log.info("%s: %d of %d", self.what, self.done, self.total)
+    def collect(self, items: list[FalModelItem]) -> None:
+        new = [item for item in items if item.endpoint_id not in self._merged]
+        for item in new:
+            self._merged[item.endpoint_id] = item
+        if self._on_page is not None and new:
+            self._on_page(new)
 
-    def finish(self) -> None:
-        self._log.info("%s: %d of %d done", self.what, self.done, self.total)
-
-
-def run_sync(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
-    """Runs a coroutine from synchronous code (Dagster asset bodies, the command line).
-
-    A plain event loop rather than `asyncio.run`: the latter swaps the SIGINT handler on every call,
-    and on Python 3.11 that formats the previous handler's repr, which can drag a whole catalog
-    through `repr` (a quarter of a second at 1,500 endpoints).
-    """
-    loop = asyncio.new_event_loop()
-    try:
-        with collector_paused():
-            return loop.run_until_complete(coroutine_factory())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+    def items(self) -> list[FalModelItem]:
+        return list(self._merged.values())
 
 
 def _chunks(items: Iterable[str], size: int) -> list[list[str]]:
@@ -684,15 +626,6 @@ def _valid_text(value: Any) -> Any:
     if isinstance(value, dict):
         return {_valid_text(key): _valid_text(item) for key, item in value.items()}
     return value
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _is_openapi_document(document: Any) -> bool:

@@ -1,17 +1,30 @@
 """Where a run's view of fal's catalog comes from: fal itself, the local cache, or the bundled snapshot.
 
-`LiveCatalogSource` talks to fal and writes every successful answer to the cache; when fal cannot be
-reached it falls back to the newest cache, else the snapshot, and says so. `OfflineCatalogSource` never
-touches the network. Both give the same two values: a `CatalogListing` and a `SchemaSet`.
+Every source answers one call, `discover`, with the two values of the discovery step: a
+`CatalogListing` (the list, with prices) and a `SchemaSet`. Given chosen endpoint ids, it refreshes
+only those; with `full_refresh`, it fetches every schema again.
+
+`LiveCatalogSource` talks to fal; when fal cannot be reached it falls back to the newest cache, else the
+snapshot, and says so. `OfflineCatalogSource` never touches the network.
+
+A live discovery reads and writes the cache only at its two edges. At the start: which endpoints the
+last full list held, and the version of each cached schema, so that whether a schema is stale is decided
+as each page of the list arrives. At the end, after the last answer from fal: the cached documents it
+keeps (those of unchanged endpoints, and the last good one of a failed fetch), then everything fetched,
+written in one transaction. Reading documents after the network rather than before means a full
+refresh never holds an old document beside its replacement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import SecretStr
 
@@ -34,14 +47,14 @@ from genfeed_pipeline.fal.client import (
     FalPlatformClient,
     FalUnreachableError,
     PriceFetch,
-    ProgressLog,
     SchemaFetch,
-    run_sync,
 )
+from genfeed_pipeline.fal.concurrency import ProgressLog, run_sync
 from genfeed_pipeline.fal.models import FalModelItem
 from genfeed_pipeline.fal.snapshot import CatalogSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def describe_age(as_of: datetime | None, now: datetime | None = None) -> str:
@@ -55,6 +68,15 @@ def describe_age(as_of: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400} days old"
 
 
+def is_stale(endpoint: FalEndpoint, cached_versions: dict[str, str | None], full_refresh: bool) -> bool:
+    """Whether the endpoint's schema must be fetched: a full refresh, never fetched, or a new version."""
+    return (
+        full_refresh
+        or endpoint.endpoint_id not in cached_versions
+        or cached_versions[endpoint.endpoint_id] != endpoint.version
+    )
+
+
 class CatalogSource(ABC):
     """The interface the assets use; implementations differ only in where the answers come from."""
 
@@ -63,22 +85,21 @@ class CatalogSource(ABC):
         self.log = logger or log
 
     @abstractmethod
-    def load_listing(self, endpoint_ids: Sequence[str] | None = None) -> CatalogListing: ...
-
-    @abstractmethod
-    def load_schemas(self, listing: CatalogListing, *, full_refresh: bool = False) -> SchemaSet: ...
-
     def discover(
         self, endpoint_ids: Sequence[str] | None = None, *, full_refresh: bool = False
     ) -> tuple[CatalogListing, SchemaSet]:
-        """The list (with prices) and the schemas in one go."""
-        listing = self.load_listing(endpoint_ids)
-        return listing, self.load_schemas(listing, full_refresh=full_refresh)
+        """The list with prices, and the schemas; only `endpoint_ids` when given."""
 
     # -- offline answers, shared by both implementations ------------------------------------------
 
     def _snapshot(self) -> CatalogSnapshot:
         return load_snapshot()
+
+    def offline_discovery(
+        self, endpoint_ids: Sequence[str] | None, reason: str
+    ) -> tuple[CatalogListing, SchemaSet]:
+        listing = self.offline_listing(endpoint_ids, reason)
+        return listing, self.offline_schemas(listing)
 
     def offline_listing(self, endpoint_ids: Sequence[str] | None, reason: str) -> CatalogListing:
         cached = self.cache.load_listing()
@@ -161,15 +182,14 @@ class OfflineCatalogSource(CatalogSource):
         super().__init__(cache, logger)
         self.reason = reason
 
-    def load_listing(self, endpoint_ids: Sequence[str] | None = None) -> CatalogListing:
-        return self.offline_listing(endpoint_ids, self.reason)
-
-    def load_schemas(self, listing: CatalogListing, *, full_refresh: bool = False) -> SchemaSet:
-        return self.offline_schemas(listing)
+    def discover(
+        self, endpoint_ids: Sequence[str] | None = None, *, full_refresh: bool = False
+    ) -> tuple[CatalogListing, SchemaSet]:
+        return self.offline_discovery(endpoint_ids, self.reason)
 
 
 class LiveCatalogSource(CatalogSource):
-    """fal's Platform API, with the cache written after every successful fetch."""
+    """fal's Platform API; every successful answer is kept in the cache for runs that cannot reach fal."""
 
     def __init__(
         self,
@@ -182,135 +202,183 @@ class LiveCatalogSource(CatalogSource):
         self.settings = settings
         self._api_key = api_key
 
-    def _client(self) -> FalPlatformClient:
-        return FalPlatformClient(self.settings, self._api_key)
-
-    # -- list + prices ------------------------------------------------------------------------------
-
-    def load_listing(self, endpoint_ids: Sequence[str] | None = None) -> CatalogListing:
-        async def listing_with_prices() -> CatalogListing:
-            async with self._client() as fal:
-                listing = await self._list(fal, endpoint_ids)
-                if listing.source == DataSource.LIVE and listing.complete:
-                    await self._attach_prices(fal, listing)
-                listing.http_requests = fal.requests_sent
-                return listing
-
-        return run_sync(listing_with_prices)
-
     def discover(
         self, endpoint_ids: Sequence[str] | None = None, *, full_refresh: bool = False
     ) -> tuple[CatalogListing, SchemaSet]:
-        """One client for the whole discovery: the list first, then prices and schemas side by side,
-        sharing the limit on requests in flight (the fewest round trips a discovery can take)."""
-
-        async def discover_all() -> tuple[CatalogListing, SchemaSet]:
-            async with self._client() as fal:
-                fanout = (
-                    _PageFanOut(fal, self.cache, full_refresh, self.log) if endpoint_ids is None else None
-                )
-                listing = await self._list(fal, endpoint_ids, on_page=fanout.on_page if fanout else None)
-                if listing.source != DataSource.LIVE or not listing.complete:
-                    if fanout is not None:
-                        await fanout.cancel()
-                    if listing.source != DataSource.LIVE:
-                        return listing, self.offline_schemas(listing)
-                    listing.http_requests = fal.requests_sent
-                    return listing, SchemaSet(DataSource.LIVE, listing.as_of, {}, notes=list(listing.notes))
-                _, schemas = await asyncio.gather(
-                    self._attach_prices(fal, listing, fanout.prices() if fanout else None),
-                    self._schemas(fal, listing, full_refresh, fanout.schemas() if fanout else None),
-                )
-                counts = fal.requests_by_kind
-                listing.http_requests = counts["list"] + counts["prices"]
-                schemas.http_requests = counts["schemas"]
-                return listing, schemas
-
-        return run_sync(discover_all)
-
-    async def _list(
-        self,
-        fal: FalPlatformClient,
-        endpoint_ids: Sequence[str] | None,
-        on_page: Callable[[list[FalModelItem]], None] | None = None,
-    ) -> CatalogListing:
-        """fal's list without prices; the cache or snapshot when fal is unreachable."""
-        started = utc_now()
+        """One client for the whole discovery, whose requests share one limit on requests in flight: the
+        fewest round trips a discovery can take."""
         requested = list(endpoint_ids) if endpoint_ids is not None else None
+
+        async def discover_live() -> tuple[CatalogListing, SchemaSet]:
+            async with FalPlatformClient(self.settings, self._api_key) as fal:
+                return await _LiveDiscovery(self, fal, requested, full_refresh).run()
+
         try:
-            if endpoint_ids is None:
-                items = await fal.list_models(on_page=on_page)
-            else:
-                items = await fal.find_models(endpoint_ids)
+            return run_sync(discover_live)
         except FalUnreachableError as exc:
-            return self.offline_listing(endpoint_ids, f"fal is unreachable ({exc})")
-        except FalApiError as exc:
-            self.log.error("fal's model list failed: %s", exc)
-            return CatalogListing(
-                source=DataSource.LIVE,
-                as_of=started,
-                endpoints={},
-                prices={},
-                price_source=DataSource.LIVE,
-                price_as_of=None,
-                complete=False,
-                list_errors=[str(exc)],
-                requested_endpoint_ids=requested,
-                http_requests=fal.requests_sent,
+            return self.offline_discovery(requested, f"fal is unreachable ({exc})")
+
+
+@dataclass
+class _Prices:
+    """A discovery's prices, where they came from, and the live quotes to keep in the cache."""
+
+    lookups: dict[str, PriceLookup]
+    source: DataSource
+    as_of: datetime | None
+    notes: list[str] = field(default_factory=list)
+    quotes: list[PriceQuote] = field(default_factory=list)
+
+
+class _LiveDiscovery:
+    """One live discovery: the cache read at the start, fal's list (or the chosen endpoints) with the
+    price and schema requests of each page started as soon as the page arrives, while the next page is
+    fetched, then the listing and schemas built from the answers and written to the cache at the end.
+
+    Each endpoint is built, and judged stale or not, once: when its page arrives.
+    """
+
+    def __init__(
+        self,
+        source: LiveCatalogSource,
+        fal: FalPlatformClient,
+        requested: list[str] | None,
+        full_refresh: bool,
+    ) -> None:
+        self.source = source
+        self.fal = fal
+        self.requested = requested
+        self.full_refresh = full_refresh
+        self.cache = source.cache
+        self.log = source.log
+        self.started = utc_now()
+        self.listed_at = self.started
+        # The start edge: which endpoints the last full list held, and which version each cached schema is of.
+        self.previous_ids = self.cache.listed_ids() if requested is None else set()
+        self.cached_versions = {} if full_refresh else self.cache.schema_versions()
+        self.endpoints: dict[str, FalEndpoint] = {}
+        self.stale: set[str] = set()
+        interval = fal.settings.progress_interval_seconds
+        self.price_progress = ProgressLog("prices fetched", 0, interval, self.log)
+        self.schema_progress = ProgressLog("schemas fetched", 0, interval, self.log)
+        self.price_tasks: list[asyncio.Future[dict[str, PriceFetch]]] = []
+        self.schema_tasks: list[asyncio.Future[dict[str, SchemaFetch]]] = []
+
+    def on_page(self, items: list[FalModelItem]) -> None:
+        page = [FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items]
+        self.endpoints.update((endpoint.endpoint_id, endpoint) for endpoint in page)
+        if self.fal.has_key:
+            ids = [endpoint.endpoint_id for endpoint in page]
+            self.price_progress.total += len(ids)
+            self.price_tasks.append(asyncio.ensure_future(self.fal.fetch_prices(ids, self.price_progress)))
+        stale = [e.endpoint_id for e in page if is_stale(e, self.cached_versions, self.full_refresh)]
+        if stale:
+            self.stale.update(stale)
+            self.schema_progress.total += len(stale)
+            self.schema_tasks.append(
+                asyncio.ensure_future(self.fal.fetch_openapi(stale, self.schema_progress))
             )
-        endpoints = {item.endpoint_id: FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items}
-        self.log.info("fal lists %d endpoints (%d requests)", len(endpoints), fal.requests_sent)
-        previous = self.cache.listed_ids() if endpoint_ids is None else set()
-        self.cache.save_listing(endpoints.values(), started, complete=endpoint_ids is None)
-        return CatalogListing(
-            new_since_last=sorted(set(endpoints) - previous) if previous else [],
-            gone_since_last=sorted(previous - set(endpoints)),
+
+    async def run(self) -> tuple[CatalogListing, SchemaSet]:
+        """Raises `FalUnreachableError` when fal could not be reached for the list."""
+        try:
+            if self.requested is None:
+                await self.fal.list_models(on_page=self.on_page)
+            else:
+                await self.fal.find_models(self.requested, on_page=self.on_page)
+        except FalApiError as exc:
+            await self._cancel()
+            if isinstance(exc, FalUnreachableError):
+                raise
+            return self._incomplete(exc)
+        self.listed_at = utc_now()
+        self.log.info("fal lists %d endpoints (%d requests)", len(self.endpoints), self.fal.requests_sent)
+        self.log.info(
+            "schemas: %d to fetch, %d unchanged since their last fetch%s",
+            len(self.stale),
+            len(self.endpoints) - len(self.stale),
+            " (full refresh)" if self.full_refresh else "",
+        )
+        fetched_prices: dict[str, PriceFetch] = {}
+        refused: FalApiError | None = None
+        if self.fal.has_key:
+            try:
+                fetched_prices = await _merged(self.price_tasks, self.price_progress)
+            except FalApiError as exc:
+                refused = exc
+        fetched_schemas = await _merged(self.schema_tasks, self.schema_progress)
+        return self._finish(fetched_prices, refused, fetched_schemas)
+
+    async def _cancel(self) -> None:
+        tasks = [*self.price_tasks, *self.schema_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _incomplete(self, error: FalApiError) -> tuple[CatalogListing, SchemaSet]:
+        """A list page failed for good: no endpoint is trusted, and the cache is left as it was."""
+        self.log.error("fal's model list failed: %s", error)
+        listing = CatalogListing(
             source=DataSource.LIVE,
-            as_of=started,
-            endpoints=endpoints,
+            as_of=self.started,
+            endpoints={},
             prices={},
             price_source=DataSource.LIVE,
             price_as_of=None,
-            requested_endpoint_ids=requested,
+            complete=False,
+            list_errors=[str(error)],
+            requested_endpoint_ids=self.requested,
+            http_requests=self.fal.requests_sent,
         )
+        return listing, SchemaSet(DataSource.LIVE, self.started, {}, notes=list(listing.notes))
 
-    async def _attach_prices(
+    # -- the end edge -------------------------------------------------------------------------------
+
+    def _finish(
         self,
-        fal: FalPlatformClient,
-        listing: CatalogListing,
-        prefetched: Awaitable[dict[str, PriceFetch]] | None = None,
-    ) -> None:
-        prices, price_source, price_as_of, notes = await self._prices(
-            fal, list(listing.endpoints), prefetched
+        fetched_prices: dict[str, PriceFetch],
+        refused: FalApiError | None,
+        fetched_schemas: dict[str, SchemaFetch],
+    ) -> tuple[CatalogListing, SchemaSet]:
+        ids = list(self.endpoints)
+        if not self.fal.has_key:
+            prices = self._fallback_prices(ids, "FAL_KEY is not set, so fal's pricing API cannot be asked")
+        elif refused is not None:
+            prices = self._fallback_prices(ids, f"fal's pricing API refused the key ({refused})")
+        else:
+            prices = self._live_prices(fetched_prices)
+        schemas, fresh = self._schemas(fetched_schemas)
+        self.cache.save_discovery(
+            self.endpoints.values(),
+            self.started,
+            complete=self.requested is None,
+            quotes=prices.quotes,
+            schemas=fresh,
         )
-        listing.prices = prices
-        listing.price_source = price_source
-        listing.price_as_of = price_as_of
-        listing.notes.extend(notes)
+        counts = self.fal.requests_by_kind
+        listed = set(self.endpoints)
+        listing = CatalogListing(
+            source=DataSource.LIVE,
+            as_of=self.started,
+            endpoints=self.endpoints,
+            prices=prices.lookups,
+            price_source=prices.source,
+            price_as_of=prices.as_of,
+            requested_endpoint_ids=self.requested,
+            notes=prices.notes,
+            http_requests=counts["list"] + counts["prices"],
+            new_since_last=sorted(listed - self.previous_ids) if self.previous_ids else [],
+            gone_since_last=sorted(self.previous_ids - listed),
+        )
+        schemas.http_requests = counts["schemas"]
+        return listing, schemas
 
-    async def _prices(
-        self,
-        fal: FalPlatformClient,
-        endpoint_ids: list[str],
-        prefetched: Awaitable[dict[str, PriceFetch]] | None = None,
-    ) -> tuple[dict[str, PriceLookup], DataSource, datetime | None, list[str]]:
-        if not fal.has_key:
-            reason = "FAL_KEY is not set, so fal's pricing API cannot be asked"
-            return self._fallback_prices(endpoint_ids, reason)
-        seen_at = utc_now()
-        progress = ProgressLog("prices", len(endpoint_ids), self.settings.progress_interval_seconds, self.log)
-        try:
-            fetched = await (
-                prefetched if prefetched is not None else fal.fetch_prices(endpoint_ids, progress)
-            )
-        except FalApiError as exc:
-            return self._fallback_prices(endpoint_ids, f"fal's pricing API refused the key ({exc})")
-        if prefetched is None:
-            progress.finish()
-        lookups: dict[str, PriceLookup] = {}
-        quotes: list[PriceQuote] = []
-        for endpoint_id in endpoint_ids:
+    def _live_prices(self, fetched: dict[str, PriceFetch]) -> _Prices:
+        seen_at = self.listed_at
+        prices = _Prices({}, DataSource.LIVE, seen_at)
+        for endpoint_id in self.endpoints:
             result = fetched[endpoint_id]
+            quote = None
             if result.price is not None:
                 quote = PriceQuote(
                     endpoint_id=endpoint_id,
@@ -320,95 +388,41 @@ class LiveCatalogSource(CatalogSource):
                     source=DataSource.LIVE,
                     seen_at=seen_at,
                 )
-                quotes.append(quote)
-                lookups[endpoint_id] = PriceLookup(PriceStatus.PRICED, quote)
-            else:
-                lookups[endpoint_id] = PriceLookup(PriceStatus(result.outcome), error=result.error)
-        self.cache.save_prices(quotes)
-        failed = sum(1 for lookup in lookups.values() if lookup.status == PriceStatus.FAILED)
-        notes = [f"{failed} price fetches failed; those models keep their last good price"] if failed else []
-        return lookups, DataSource.LIVE, seen_at, notes
+                prices.quotes.append(quote)
+            prices.lookups[endpoint_id] = PriceLookup(result.status, quote, result.error)
+        failed = sum(1 for lookup in prices.lookups.values() if lookup.status == PriceStatus.FAILED)
+        if failed:
+            prices.notes.append(f"{failed} price fetches failed; those models keep their last good price")
+        return prices
 
-    def _fallback_prices(
-        self, endpoint_ids: list[str], reason: str
-    ) -> tuple[dict[str, PriceLookup], DataSource, datetime | None, list[str]]:
-        lookups, as_of, source = self.offline_prices(endpoint_ids)
+    def _fallback_prices(self, endpoint_ids: list[str], reason: str) -> _Prices:
+        lookups, as_of, source = self.source.offline_prices(endpoint_ids)
         note = f"{reason}: prices come from the {source.value} ({describe_age(as_of)})"
         self.log.warning(note)
-        return lookups, source, as_of, [note]
+        return _Prices(lookups, source, as_of, [note])
 
-    # -- schemas ------------------------------------------------------------------------------------
-
-    def load_schemas(self, listing: CatalogListing, *, full_refresh: bool = False) -> SchemaSet:
-        if listing.source != DataSource.LIVE:
-            return self.offline_schemas(listing)
-
-        async def schemas_only() -> SchemaSet:
-            async with self._client() as fal:
-                schemas = await self._schemas(fal, listing, full_refresh)
-                schemas.http_requests = fal.requests_sent
-                return schemas
-
-        return run_sync(schemas_only)
-
-    async def _schemas(
-        self,
-        fal: FalPlatformClient,
-        listing: CatalogListing,
-        full_refresh: bool,
-        prefetched: Awaitable[dict[str, SchemaFetch]] | None = None,
-    ) -> SchemaSet:
-        started = utc_now()
-        cached_versions = {} if full_refresh else self.cache.schema_versions()
-        stale = [
-            endpoint_id
-            for endpoint_id, endpoint in listing.endpoints.items()
-            if is_stale(endpoint, cached_versions, full_refresh)
-        ]
-        stale_set = set(stale)
-        unchanged = [endpoint_id for endpoint_id in listing.endpoints if endpoint_id not in stale_set]
-        self.log.info(
-            "schemas: %d to fetch, %d unchanged since their last fetch%s",
-            len(stale),
-            len(unchanged),
-            " (full refresh)" if full_refresh else "",
+    def _schemas(self, fetched: dict[str, SchemaFetch]) -> tuple[SchemaSet, list[SchemaRecord]]:
+        """The schema set, and the fetched records to cache. An unchanged endpoint reuses its cached
+        document; a failed fetch keeps the last good one."""
+        kept = self.cache.load_schemas(
+            [eid for eid in self.endpoints if eid not in self.stale or fetched[eid].failed]
         )
-        progress = ProgressLog("schemas", len(stale), self.settings.progress_interval_seconds, self.log)
-        if prefetched is not None:
-            fetched = await prefetched
-        else:
-            fetched = await fal.fetch_openapi(stale, progress) if stale else {}
-            progress.finish()
-
-        records = {
-            endpoint_id: SchemaRecord(
-                endpoint_id,
-                SchemaStatus.REUSED,
-                record.document_json,
-                record.version,
-                record.fetched_at,
-                DataSource.CACHE,
-            )
-            if record.status != SchemaStatus.MISSING
-            else record
-            for endpoint_id, record in self.cache.load_schemas(unchanged).items()
-        }
+        records: dict[str, SchemaRecord] = {}
         fresh: list[SchemaRecord] = []
-        failed: list[str] = []
-        last_good = self.cache.load_schemas([eid for eid in stale if fetched[eid].failed])
-        for endpoint_id in stale:
+        failed = 0
+        for endpoint_id, endpoint in self.endpoints.items():
+            previous = kept.get(endpoint_id)
+            if endpoint_id not in self.stale:
+                if previous is not None:
+                    reused = previous.status != SchemaStatus.MISSING
+                    records[endpoint_id] = (
+                        dataclasses.replace(previous, status=SchemaStatus.REUSED) if reused else previous
+                    )
+                continue
             outcome = fetched[endpoint_id]
-            version = listing.endpoints[endpoint_id].version
-            if outcome.document_json is not None:
-                status = SchemaStatus.FETCHED if outcome.origin == "expand" else SchemaStatus.FALLBACK
-                record = SchemaRecord(
-                    endpoint_id, status, outcome.document_json, version, started, DataSource.LIVE
-                )
-                fresh.append(record)
-            elif outcome.failed:
-                failed.append(endpoint_id)
-                previous = last_good.get(endpoint_id)
-                record = SchemaRecord(
+            if outcome.failed:
+                failed += 1
+                records[endpoint_id] = SchemaRecord(
                     endpoint_id,
                     SchemaStatus.FAILED,
                     previous.document_json if previous else None,
@@ -417,77 +431,27 @@ class LiveCatalogSource(CatalogSource):
                     DataSource.CACHE if previous else DataSource.LIVE,
                     error=outcome.error,
                 )
-            else:
-                record = SchemaRecord(
-                    endpoint_id, SchemaStatus.MISSING, None, version, started, DataSource.LIVE
-                )
-                fresh.append(record)
-            records[endpoint_id] = record
-        self.cache.save_schemas(fresh)
-        notes = []
-        if failed:
-            notes.append(f"{len(failed)} schema fetches failed; their last good documents are kept")
-        return SchemaSet(
-            source=DataSource.LIVE,
-            as_of=started,
-            records={eid: records[eid] for eid in listing.endpoints if eid in records},
-            notes=notes,
-        )
-
-
-def is_stale(endpoint: FalEndpoint, cached_versions: dict[str, str | None], full_refresh: bool) -> bool:
-    """Whether the endpoint's schema must be fetched: a full refresh, never fetched, or a new version."""
-    return (
-        full_refresh
-        or endpoint.endpoint_id not in cached_versions
-        or cached_versions[endpoint.endpoint_id] != endpoint.version
-    )
-
-
-class _PageFanOut:
-    """Starts the price and schema fetches of each list page as soon as the page arrives."""
-
-    def __init__(
-        self, fal: FalPlatformClient, cache: FalCache, full_refresh: bool, logger: logging.Logger
-    ) -> None:
-        self.fal = fal
-        self.full_refresh = full_refresh
-        interval = fal.settings.progress_interval_seconds
-        self.price_progress = ProgressLog("prices fetched", 0, interval, logger)
-        self.schema_progress = ProgressLog("schemas fetched", 0, interval, logger)
-        self.cached_versions = {} if full_refresh else cache.schema_versions()
-        self.price_tasks: list[asyncio.Task[dict[str, PriceFetch]]] = []
-        self.schema_tasks: list[asyncio.Task[dict[str, SchemaFetch]]] = []
-
-    def on_page(self, items: list[FalModelItem]) -> None:
-        endpoints = [FalEndpoint(item.endpoint_id, item.metadata_dict()) for item in items]
-        if self.fal.has_key:
-            ids = [endpoint.endpoint_id for endpoint in endpoints]
-            self.price_progress.total += len(ids)
-            self.price_tasks.append(asyncio.ensure_future(self.fal.fetch_prices(ids, self.price_progress)))
-        stale = [e.endpoint_id for e in endpoints if is_stale(e, self.cached_versions, self.full_refresh)]
-        if stale:
-            self.schema_progress.total += len(stale)
-            self.schema_tasks.append(
-                asyncio.ensure_future(self.fal.fetch_openapi(stale, self.schema_progress))
+                continue
+            record = SchemaRecord(
+                endpoint_id,
+                outcome.status,
+                outcome.document_json,
+                endpoint.version,
+                self.listed_at,
+                DataSource.LIVE,
             )
+            records[endpoint_id] = record
+            fresh.append(record)
+        notes = [f"{failed} schema fetches failed; their last good documents are kept"] if failed else []
+        return SchemaSet(DataSource.LIVE, self.listed_at, records, notes=notes), fresh
 
-    async def prices(self) -> dict[str, PriceFetch]:
-        merged: dict[str, PriceFetch] = {}
-        for part in await asyncio.gather(*self.price_tasks):
-            merged.update(part)
-        self.price_progress.finish()
-        return merged
 
-    async def schemas(self) -> dict[str, SchemaFetch]:
-        merged: dict[str, SchemaFetch] = {}
-        for part in await asyncio.gather(*self.schema_tasks):
-            merged.update(part)
-        self.schema_progress.finish()
-        return merged
-
-    async def cancel(self) -> None:
-        tasks = [*self.price_tasks, *self.schema_tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def _merged(tasks: list[asyncio.Future[dict[str, T]]], progress: ProgressLog) -> dict[str, T]:
+    """The answers of every task, once all have ended; the first error, if any, raised after that."""
+    merged: dict[str, T] = {}
+    for part in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(part, BaseException):
+            raise part
+        merged.update(part)
+    progress.finish()
+    return merged
