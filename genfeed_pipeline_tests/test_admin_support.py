@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from genfeed_pipeline.assets.values import PricedCatalog
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import upgrade_to_head
 from genfeed_pipeline.db.tables import (
@@ -37,7 +38,7 @@ from genfeed_pipeline.db.tables import (
     sync_runs,
 )
 from genfeed_pipeline.definitions import build_definitions
-from genfeed_pipeline.fal.catalog import CatalogListing, utc_now
+from genfeed_pipeline.fal.catalog import CatalogListing
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.sync.review import review_catalog

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.catalog import (
     CatalogListing,
@@ -21,7 +22,6 @@ from genfeed_pipeline.fal.catalog import (
     SchemaSet,
     SchemaStatus,
     canonical_json,
-    utc_now,
 )
 from genfeed_pipeline.fal.snapshot import load_snapshot
 from genfeed_pipeline.fal.source import OfflineCatalogSource

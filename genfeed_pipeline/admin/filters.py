@@ -13,6 +13,7 @@ from typing import Any
 
 from genfeed_pipeline.admin.errors import AdminError
 from genfeed_pipeline.db.tables import ModelRow
+from genfeed_pipeline.fal.catalog import owner_of
 from genfeed_pipeline.mapping.model import Capabilities, ModelType
 from genfeed_pipeline.pricing import capability_names
 from genfeed_pipeline.pricing.money import to_decimal
@@ -21,11 +22,6 @@ STATUSES = ("active", "deprecated", "removed")
 CATEGORIES = (*(t.value for t in ModelType), "unknown")
 _CAPABILITY_FIELDS = {f.name: f for f in fields(Capabilities)}
 INPUT_MEDIA = ("image", "video", "audio", "text", "3d", "archive")
-
-
-def owner_of(endpoint_id: str) -> str:
-    """The contract's owner: the first segment of the endpoint id."""
-    return endpoint_id.split("/", 1)[0]
 
 
 def capabilities_from_json(data: Mapping[str, Any] | None) -> Capabilities:

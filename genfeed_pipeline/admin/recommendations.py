@@ -25,12 +25,12 @@ from genfeed_pipeline.admin.actions import (
     has_operator_choice,
     managed,
     plan_change,
-    utc_now,
     why_not_enable,
     write_changes,
 )
 from genfeed_pipeline.admin.catalog import load_rows, priced_from_row
 from genfeed_pipeline.admin.errors import AdminError
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.db.tables import ModelRow
 from genfeed_pipeline.pricing import PricingPolicy, money_text, price_per_call
 from genfeed_pipeline.report.profitability import build_report, recommendations

@@ -14,13 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.fal.catalog import (
     DataSource,
     FalEndpoint,
     PriceQuote,
     SchemaRecord,
     SchemaStatus,
-    utc_now,
 )
 
 _SCHEMA = """

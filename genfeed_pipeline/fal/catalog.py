@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -41,8 +41,9 @@ class SchemaStatus(StrEnum):
     FAILED = "failed"  # the fetch failed; the last good document (if any) is kept
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def owner_of(endpoint_id: str) -> str:
+    """The contract's owner of a model: the first segment of its endpoint id (`fal-ai`, `bria`, …)."""
+    return endpoint_id.split("/", 1)[0]
 
 
 def canonical_json(document: Any) -> str:
@@ -80,7 +81,7 @@ class FalEndpoint:
 
     @property
     def owner(self) -> str:
-        return self.endpoint_id.split("/", 1)[0]
+        return owner_of(self.endpoint_id)
 
 
 @dataclass(frozen=True)

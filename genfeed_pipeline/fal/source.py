@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.catalog import (
     CatalogListing,
@@ -39,7 +40,6 @@ from genfeed_pipeline.fal.catalog import (
     SchemaRecord,
     SchemaSet,
     SchemaStatus,
-    utc_now,
 )
 from genfeed_pipeline.fal.client import (
     FalApiError,

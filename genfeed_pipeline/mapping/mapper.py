@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from genfeed_pipeline.fal.catalog import CatalogListing, FalEndpoint, SchemaRecord, SchemaSet, SchemaStatus
+from genfeed_pipeline.fal.catalog import (
+    CatalogListing,
+    FalEndpoint,
+    SchemaRecord,
+    SchemaSet,
+    SchemaStatus,
+    owner_of,
+)
 from genfeed_pipeline.mapping.classify import category_model_type, decide_model_type, read_capabilities
 from genfeed_pipeline.mapping.model import Capabilities, GenFeedModel
 from genfeed_pipeline.mapping.openapi import NormalisedDocument, normalise_document, parse_document
@@ -80,7 +87,7 @@ def _build(
         category=category,
         fal_category=fal_category,
         status=_text(metadata.get("status")) or "active",
-        owner=endpoint_id.split("/", 1)[0],
+        owner=owner_of(endpoint_id),
         description=_text(metadata.get("description")),
         version=endpoint.version if metadata else None,
         input_schema=normalised.input_schema,
