@@ -133,8 +133,8 @@ def table_rows(engine: sa.Engine) -> dict[str, dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(
             sa.text(
-                "SELECT id, managed_by, status, enabled, enabled_by_sync, operator_enabled, unit, unit_raw, "
-                "unit_price, cost_per_call, price_per_call, price_source, price_seen_at, "
+                "SELECT id, managed_by, category, status, enabled, enabled_by_sync, operator_enabled, "
+                "unit, unit_raw, unit_price, cost_per_call, price_per_call, price_source, price_seen_at, "
                 "CAST(pricing AS TEXT) AS pricing, CAST(rate_card AS TEXT) AS rate_card, "
                 "CAST(validation_errors AS TEXT) AS validation_errors, schema_hash, mapped_hash, "
                 "review_reason, data_as_of, last_synced_at FROM models"
@@ -169,7 +169,7 @@ def expected_core_pricing(row: dict[str, Any], unit_price: Decimal) -> dict[str,
         return {"image": unit_price}
     if unit in ("megapixel", "processed megapixel"):
         return {"image": exact(row["pricing"])["image"], "perMegapixel": unit_price}
-    if unit == "second" and "video" in exact(row["pricing"]):
+    if unit == "second" and row["category"] == "video":
         return {"video": unit_price}
     if unit in ("1m token", "1000 token"):
         per_million = unit_price * (1 if unit == "1m token" else 1000)
