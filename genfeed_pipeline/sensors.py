@@ -52,17 +52,17 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dict[str, A
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After a refresh that succeeded with failed (warning) checks, sends one check_failed alert.",
 )
-def alert_on_failed_checks(
-    context: dg.RunStatusSensorContext, alerts: WebhookResource
-) -> dg.SkipReason | None:
-    failures = failed_checks(context.instance, context.dagster_run.run_id)
+def alert_on_failed_checks(context: dg.RunStatusSensorContext, alerts: WebhookResource) -> None:
+    """Returns nothing, never a `SkipReason`: one tick covers every refresh finished since the last, and
+    Dagster fails a tick that mixes a skip with the reactions to the other runs (the tick's cursor would then
+    stay put and the alert be sent again at every tick)."""
+    run_id = context.dagster_run.run_id
+    failures = failed_checks(context.instance, run_id)
     if not failures:
-        return dg.SkipReason("every check passed")
-    event = check_failure_event(
-        run_id=context.dagster_run.run_id, job_name=context.dagster_run.job_name, failed_checks=failures
-    )
+        context.log.info(f"every check of run {run_id} passed")
+        return
+    event = check_failure_event(run_id=run_id, job_name=context.dagster_run.job_name, failed_checks=failures)
     alerts.sender().send(event)
-    return None
 
 
 @dg.run_failure_sensor(

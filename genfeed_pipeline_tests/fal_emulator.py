@@ -12,7 +12,8 @@ dropped connections), add latency, change the catalog while a run is in progress
 Every request is recorded (never its `Authorization` value) together with the highest concurrency seen.
 
 Standard library only. Run it standalone with
-`python -m genfeed_pipeline_tests.fal_emulator --port 8787 --latency 0.1 [--scale N] [--api-key K]`.
+`python -m genfeed_pipeline_tests.fal_emulator --port 8787 --latency 0.1 [--scale N] [--api-key K]
+[--set-price ENDPOINT_ID UNIT_PRICE UNIT] [--failing-list-page N]`.
 """
 
 from __future__ import annotations
@@ -1091,13 +1092,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--documented-only", action="store_true", help="serve (and clone) only endpoints with a document"
     )
+    parser.add_argument(
+        "--set-price",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("ENDPOINT_ID", "UNIT_PRICE", "UNIT"),
+        help="serve this price instead of the snapshot's (repeatable)",
+    )
+    parser.add_argument(
+        "--failing-list-page",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="answer list page N (1 = the first) with a 500, every time (repeatable)",
+    )
     args = parser.parse_args(argv)
     catalog = EmulatedCatalog.from_snapshot(args.snapshot)
     if args.documented_only:
         catalog = catalog.documented()
     if args.scale is not None:
         catalog = catalog.scaled(args.scale)
-    emulator = FalEmulator(catalog, EmulatorSettings(latency=args.latency), args.api_key, port=args.port)
+    for endpoint_id, unit_price, unit in args.set_price:
+        catalog.set_price(endpoint_id, unit_price, unit)
+    settings = EmulatorSettings(latency=args.latency, failing_list_pages=set(args.failing_list_page))
+    emulator = FalEmulator(catalog, settings, args.api_key, port=args.port)
     with emulator:
         print(f"fal emulator: {len(catalog)} endpoints, {len(catalog.prices)} prices", flush=True)
         print(f"base_url    = {emulator.base_url}", flush=True)

@@ -6,8 +6,16 @@ another fresh database and the fal emulator as a process of its own. The schedul
 every minute through `GENFEED_REFRESH_CRON`, launches `refresh_fal_catalog`; the test reads the run, its
 materializations and its check results back over GraphQL, from the instance and from the tables, restarts
 both processes and reads them again, then shows that a second launch waits in the queue while a refresh
-runs, and that a refresh interrupted by stopping the daemon is retried once the daemon is back. It prints
-the time from the schedule's tick to the finished refresh.
+runs, that a refresh over a failing fal list is stopped by the blocking completeness check, and that a
+refresh interrupted by stopping the daemon is retried once the daemon is back. The daemon's run status
+sensors alert on those runs through a webhook receiver in the test that checks each message's
+`X-GenFeed-Signature`: `catalog.check_failed` for a refresh whose `pricing_drift` failed (fal repriced a
+model), `catalog.run_failed` for the refresh the completeness check stopped. It prints the time from the
+schedule's tick to the finished refresh.
+
+The overdue sensor (`alert_on_overdue_catalog`) is not driven here: it ticks every 300 s and reads the
+time from its `clock` resource, which the code location does not let the environment pin; test_guards.py
+evaluates it with a fixed clock against a real refresh.
 
 The launcher tests show that the scale-out configurations (`deploy/k8s/dagster.yaml`,
 `deploy/docker/dagster.yaml`) validate against the launchers' own config schemas without a cluster.
@@ -34,6 +42,7 @@ import sqlalchemy as sa
 import yaml
 
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY, private_postgres_database, require_tools
+from genfeed_pipeline_tests.webhook_receiver import RecordedRequest, WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = REPO_ROOT / "deploy"
@@ -68,6 +77,12 @@ FAST_LATENCY = 0.01  # seconds the emulator adds to every request while the sche
 SLOW_LATENCY = 0.5  # … while two launches compete for the one refresh slot
 SCHEDULED_RUN_TIMEOUT = 240.0  # up to a minute for the tick, then the refresh itself
 QUEUE_TIMEOUT = 300.0
+ALERT_TIMEOUT = 180.0  # run status sensors tick every 30 s; the daemon may be restarted in between
+
+WEBHOOK_SECRET = "drill-webhook-secret-8d41c7"
+# fal reprices flux/schnell from the snapshot's $0.003 to $0.004 per megapixel: +33%, past the 5% drift limit.
+REPRICED = ("fal-ai/flux/schnell", "0.004", "megapixels")
+REPRICE = ("--set-price", *REPRICED)
 
 # -- processes -------------------------------------------------------------------------------------------
 
@@ -169,7 +184,8 @@ class Deployment:
 
     # -- lifecycle
 
-    def start_emulator(self, latency: float) -> None:
+    def start_emulator(self, latency: float, *options: str) -> None:
+        """(Re)starts the emulator on the drill's port; `options` are more of its command-line flags."""
         self.stop_service("fal_emulator")
         argv = [
             sys.executable,
@@ -178,7 +194,7 @@ class Deployment:
             "--port",
             str(self.emulator_port),
         ]
-        argv += ["--latency", str(latency), "--api-key", TEST_FAL_KEY]
+        argv += ["--latency", str(latency), "--api-key", TEST_FAL_KEY, *options]
         self.services["fal_emulator"] = Service(
             "fal_emulator",
             argv,
@@ -186,9 +202,11 @@ class Deployment:
             self.log_dir,
             cwd=REPO_ROOT,  # the tests' package is not installed
         ).start()
-        self.wait_for(
+        self.wait_for(  # asked in find mode: `options` may make list pages fail
             "the fal emulator to answer",
-            lambda: self._answers(f"http://127.0.0.1:{self.emulator_port}/v1/models?limit=1"),
+            lambda: self._answers(
+                f"http://127.0.0.1:{self.emulator_port}/v1/models?endpoint_id=fal-ai/flux/dev"
+            ),
             timeout=60,
             service="fal_emulator",
         )
@@ -284,7 +302,7 @@ class Deployment:
     def _daemons_healthy(self) -> bool:
         statuses = self.graphql(DAEMONS_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
         healthy = {status["daemonType"] for status in statuses if status["healthy"]}
-        return {"SCHEDULER", "QUEUED_RUN_COORDINATOR"} <= healthy
+        return {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= healthy
 
     def runs(self, **run_filter: Any) -> list[dict[str, Any]]:
         result = self.graphql(RUNS_QUERY, filter=run_filter)["runsOrError"]
@@ -478,6 +496,8 @@ def test_daemon_and_webserver_on_postgres(
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     emulator_port = free_port()
+    # The alert sensors' webhook: a receiver in this process that checks every message's signature.
+    receiver = WebhookReceiver(secret=WEBHOOK_SECRET).start()
     env = clean_environment() | dagster_pg_environment(dagster_postgres_url)
     env |= {
         "DAGSTER_HOME": str(dagster_home),
@@ -487,6 +507,8 @@ def test_daemon_and_webserver_on_postgres(
         "FAL_KEY": TEST_FAL_KEY,
         "FAL_API_BASE_URL": f"http://127.0.0.1:{emulator_port}/v1",
         "FAL_OPENAPI_URL": f"http://127.0.0.1:{emulator_port}/api/openapi/queue/openapi.json",
+        "GENFEED_WEBHOOK_URLS": receiver.url,
+        "GENFEED_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "PYTHONUNBUFFERED": "1",
     }
     for key, value in env.items():
@@ -653,12 +675,13 @@ def test_daemon_and_webserver_on_postgres(
             "its 6 check results and the schedule tick that launched it"
         )
 
-        # 3. A second launch waits in the queue while a refresh runs.
+        # 3. A second launch waits in the queue while a refresh runs. fal has repriced one model since the
+        #    scheduled run: the first refresh applies it and its pricing_drift check fails (WARN).
         state = drill.schedule()["scheduleState"]
         stop = drill.graphql(STOP_SCHEDULE_MUTATION, id=state["id"])["stopRunningSchedule"]
         assert stop["__typename"] == "ScheduleStateResult", stop
         wait_until_quiet(drill, boundary_margin=0)
-        drill.start_emulator(SLOW_LATENCY)
+        drill.start_emulator(SLOW_LATENCY, *REPRICE)
         first = drill.launch_refresh({"ops": {"discover_fal_catalog": {"config": {"full_refresh": True}}}})
         second = drill.launch_refresh()
         observed: list[tuple[str, str]] = []
@@ -718,7 +741,42 @@ def test_daemon_and_webserver_on_postgres(
             assert later["startTime"] >= earlier["endTime"], (earlier, later)
         report.append(f"{len(refreshes)} refreshes in all, none overlapping")
 
-        # 4. Stopping the daemon mid-refresh (SIGINT, as systemd's KillSignal) fails the run; once the
+        def check_status(asset: str, check: str, run_id_: str) -> str:
+            mine = [e["status"] for e in drill.check_executions(asset, check) if e["runId"] == run_id_]
+            assert len(mine) == 1, drill.explain(f"{asset}:{check} executions of {run_id_}: {mine}")
+            return mine[0]
+
+        drift = (
+            check_status("priced_models", "pricing_drift", first),
+            check_status("priced_models", "pricing_drift", second),
+        )
+        assert drift == ("FAILED", "SUCCEEDED"), drift
+        report.append(
+            f"pricing_drift after fal's repricing of {REPRICED[0]}: first {drift[0]}, second {drift[1]}"
+        )
+
+        # 4. fal's list fails (page 1 answers 500 to every attempt): the blocking catalog_completeness check
+        #    stops the refresh, and the run fails.
+        drill.start_emulator(FAST_LATENCY, *REPRICE, "--failing-list-page", "1")
+        blocked = drill.launch_refresh()
+
+        def blocked_failed() -> bool:
+            status_ = drill.runs(runIds=[blocked])[0]["status"]
+            if status_ == "SUCCESS":
+                pytest.fail(drill.explain(f"the refresh over a failing list succeeded: {blocked}"))
+            return status_ == "FAILURE"
+
+        drill.wait_for("the refresh over a failing list to fail", blocked_failed, timeout=QUEUE_TIMEOUT)
+        completeness = check_status("fal_model_list", "catalog_completeness", blocked)
+        assert completeness == "FAILED", completeness
+        materialized = {
+            event["assetKey"]["path"][-1] for event in drill.run(blocked)["assetMaterializations"]
+        }
+        assert "models_table" not in materialized, materialized
+        report.append(f"failing list: {blocked[:8]} FAILURE, catalog_completeness {completeness}, no sync")
+        drill.start_emulator(SLOW_LATENCY, *REPRICE)
+
+        # 5. Stopping the daemon mid-refresh (SIGINT, as systemd's KillSignal) fails the run; once the
         #    daemon is back, run_retries launches it again and the retry succeeds.
         interrupted = drill.launch_refresh(
             {"ops": {"discover_fal_catalog": {"config": {"full_refresh": True}}}}
@@ -748,8 +806,54 @@ def test_daemon_and_webserver_on_postgres(
             f"daemon stopped mid-refresh: {interrupted[:8]} FAILURE; after the restart its retry "
             f"{retry['runId'][:8]} (dagster/retry_number=1) succeeded at {fmt_time(retry['endTime'])}"
         )
+        # A run that failed in a step (the blocking check) is not retried (retry_on_asset_or_op_failure).
+        assert drill.runs(tags=[{"key": "dagster/parent_run_id", "value": blocked}]) == []
+
+        # 6. The daemon's run status sensors alerted on the runs of steps 3 and 4: one signed message each.
+        def alert(event_type: str, run_id_: str) -> RecordedRequest | None:
+            return next(
+                (
+                    request
+                    for request in receiver.requests
+                    if isinstance(request.json, dict)
+                    and (request.json.get("type"), request.json.get("run_id")) == (event_type, run_id_)
+                ),
+                None,
+            )
+
+        checks_alert = drill.wait_for(
+            "alert_on_failed_checks to send catalog.check_failed for the repriced refresh",
+            lambda: alert("catalog.check_failed", first),
+            timeout=ALERT_TIMEOUT,
+        )
+        failure_alert = drill.wait_for(
+            "alert_on_failed_refresh to send catalog.run_failed for the blocked refresh",
+            lambda: alert("catalog.run_failed", blocked),
+            timeout=ALERT_TIMEOUT,
+        )
+        for message in (checks_alert, failure_alert):
+            assert message.signature_valid, (message.json["type"], message.headers.get("x-genfeed-signature"))
+            assert message.headers["x-genfeed-event"] == message.json["type"], message.headers
+        failed_checks = {check["check_name"]: check for check in checks_alert.json["failed_checks"]}
+        assert set(failed_checks) == {"pricing_drift"}, failed_checks
+        assert failed_checks["pricing_drift"]["severity"] == "WARN"
+        assert failed_checks["pricing_drift"]["affected"] == [REPRICED[0]]
+        assert failure_alert.json["job_name"] == JOB
+        assert "failed checks: catalog_completeness" in failure_alert.json["error"], failure_alert.json
+        assert alert("catalog.check_failed", second) is None and alert("catalog.run_failed", first) is None
+        unsigned = [(r.path, r.body[:200]) for r in receiver.requests if not r.signature_valid]
+        assert unsigned == [], unsigned
+        report.append(
+            "alerts (signed, signature checked by the receiver): "
+            + ", ".join(
+                f"{r.json['type']} {str(r.json.get('run_id'))[:8]}"
+                for r in receiver.requests
+                if isinstance(r.json, dict) and r.json.get("type") != "catalog.changed"
+            )
+        )
     finally:
         drill.close()
+        receiver.stop()
         print("\n".join(["", "deployment drill:", *(f"  {line}" for line in report)]))
 
 
