@@ -23,8 +23,9 @@ from genfeed_pipeline.assets.sync import (
     profitability_report,
     unique_endpoint_ids,
 )
+from genfeed_pipeline.assets.usage import fal_usage_days
 from genfeed_pipeline.io_manager import JsonAssetIOManager
-from genfeed_pipeline.jobs import refresh_fal_catalog
+from genfeed_pipeline.jobs import refresh_fal_catalog, refresh_fal_usage
 from genfeed_pipeline.resources import (
     CatalogCheckSettings,
     CatalogDatabase,
@@ -36,9 +37,9 @@ from genfeed_pipeline.resources import (
     PricingPolicyResource,
     WebhookResource,
 )
-from genfeed_pipeline.schedules import build_refresh_schedule
+from genfeed_pipeline.schedules import build_refresh_schedule, build_usage_schedule
 from genfeed_pipeline.sensors import alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog
-from genfeed_pipeline.settings import PipelineSettings
+from genfeed_pipeline.settings import FAL_ADMIN_KEY_VARIABLE, PipelineSettings
 
 
 def fal_resource(settings: PipelineSettings) -> FalCatalogResource:
@@ -48,6 +49,7 @@ def fal_resource(settings: PipelineSettings) -> FalCatalogResource:
     return FalApiResource(
         cache_path=cache_path,
         api_key=dg.EnvVar(settings.fal_key_variable) if settings.fal_key_variable else None,
+        admin_key=dg.EnvVar(FAL_ADMIN_KEY_VARIABLE) if settings.fal_admin_key_set else None,
         base_url=settings.fal_api_base_url,
         openapi_url=settings.fal_openapi_url,
     )
@@ -78,6 +80,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             priced_models,
             profitability_report,
             models_table,
+            fal_usage_days,
         ],
         asset_checks=[
             catalog_completeness,
@@ -87,8 +90,14 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             unique_endpoint_ids,
             enabled_models_valid_and_priced,
         ],
-        jobs=[refresh_fal_catalog, set_models_enabled, apply_recommendations_job, accept_schema_changes],
-        schedules=[build_refresh_schedule(settings.refresh_cron)],
+        jobs=[
+            refresh_fal_catalog,
+            refresh_fal_usage,
+            set_models_enabled,
+            apply_recommendations_job,
+            accept_schema_changes,
+        ],
+        schedules=[build_refresh_schedule(settings.refresh_cron), build_usage_schedule()],
         sensors=[alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog],
         resources={
             "fal": fal_resource(settings),

@@ -23,6 +23,7 @@ from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL, FalClientSettings
 from genfeed_pipeline.fal.source import CatalogSource, LiveCatalogSource, OfflineCatalogSource
+from genfeed_pipeline.fal.usage_source import LiveUsageSource, UnavailableUsage, UsageSource
 from genfeed_pipeline.pricing import PricingPolicy
 from genfeed_pipeline.settings import Deployment
 from genfeed_pipeline.sync.store import CatalogStore
@@ -35,6 +36,10 @@ class FalCatalogResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def catalog_source(self, logger: logging.Logger | None = None) -> CatalogSource: ...
+
+    @abstractmethod
+    def usage_source(self) -> UsageSource:
+        """Where a day of fal's bill comes from (it needs fal's admin key)."""
 
     def cache(self) -> FalCache:
         return FalCache(Path(self.cache_path))
@@ -77,6 +82,12 @@ class FalApiResource(FalCatalogResource):
         key = SecretStr(self.api_key) if self.api_key and self.api_key.strip() else None
         return LiveCatalogSource(self.client_settings(), key, self.cache(), logger)
 
+    def usage_source(self) -> UsageSource:
+        if not (self.admin_key and self.admin_key.strip()):
+            return UnavailableUsage("FAL_ADMIN_KEY is not set: fal's usage needs an admin key")
+        key = SecretStr(self.api_key) if self.api_key and self.api_key.strip() else None
+        return LiveUsageSource(self.client_settings(), key, SecretStr(self.admin_key))
+
 
 class FalSnapshotResource(FalCatalogResource):
     """Never touches the network: the newest cache, else the snapshot bundled with the package."""
@@ -85,6 +96,9 @@ class FalSnapshotResource(FalCatalogResource):
 
     def catalog_source(self, logger: logging.Logger | None = None) -> CatalogSource:
         return OfflineCatalogSource(self.cache(), self.reason, logger)
+
+    def usage_source(self) -> UsageSource:
+        return UnavailableUsage(f"offline ({self.reason}): fal's usage is read from fal only")
 
 
 class CatalogDatabase(dg.ConfigurableResource):
@@ -150,6 +164,8 @@ class CatalogCheckSettings(dg.ConfigurableResource):
     unique_endpoint_ids_severity: str = "ERROR"
     enabled_models_valid_and_priced_severity: str = "WARN"
     cloud_price_not_below_cost_severity: str = "ERROR"
+    billed_unit_price_matches_catalog_severity: str = "WARN"
+    realized_margin_below_target_severity: str = "WARN"
 
     def severity(self, check_name: str) -> dg.AssetCheckSeverity:
         value = str(getattr(self, f"{check_name}_severity")).strip().upper()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from pydantic import BaseModel
 from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL
 
 FAL_KEY_VARIABLES = ("FAL_KEY", "FAL_API_KEY")
+FAL_ADMIN_KEY_VARIABLE = "FAL_ADMIN_KEY"
+DEFAULT_USAGE_START_DATE = "2026-01-01"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
@@ -36,6 +39,8 @@ class PipelineSettings(BaseModel):
     webhook_urls_set: bool = False
     webhook_secret_set: bool = False
     refresh_cron: str = "0 */6 * * *"
+    fal_admin_key_set: bool = False
+    usage_start_date: date = date.fromisoformat(DEFAULT_USAGE_START_DATE)
 
     @property
     def cache_path(self) -> Path:
@@ -63,10 +68,22 @@ class PipelineSettings(BaseModel):
             webhook_urls_set=bool((env.get("GENFEED_WEBHOOK_URLS") or "").strip()),
             webhook_secret_set=bool(env.get("GENFEED_WEBHOOK_SECRET")),
             refresh_cron=env.get("GENFEED_REFRESH_CRON") or "0 */6 * * *",
+            fal_admin_key_set=bool((env.get(FAL_ADMIN_KEY_VARIABLE) or "").strip()),
+            usage_start_date=usage_start_date(env),
             fal_key_variable=next(
                 (name for name in FAL_KEY_VARIABLES if (env.get(name) or "").strip()), None
             ),
         )
+
+
+def usage_start_date(env: Mapping[str, str] | None = None) -> date:
+    """The first day of usage (`GENFEED_USAGE_START_DATE`, YYYY-MM-DD): the first daily partition."""
+    env = os.environ if env is None else env
+    text = (env.get("GENFEED_USAGE_START_DATE") or DEFAULT_USAGE_START_DATE).strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"GENFEED_USAGE_START_DATE must be a day as YYYY-MM-DD, not {text!r}") from None
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:

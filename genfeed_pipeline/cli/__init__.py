@@ -4,6 +4,7 @@
 in `DAGSTER_HOME` (a throw-away one when it is unset) and prints what it did. The other commands read
 and operate the `models` table in `GENFEED_DATABASE_URL`:
 
+  usage --from DAY [--to DAY]          fill days of fal's bill (runs `refresh_fal_usage`, one run)
   list, show, estimate, cheapest       read the synced catalog
   enable, disable, undo                an operator's choice, kept by every later sync until undone
   recommendations [--apply]            the profitability report's recommendations (dry run by default)
@@ -20,9 +21,9 @@ import sys
 from collections.abc import Sequence
 
 from genfeed_pipeline.admin import AdminError
-from genfeed_pipeline.cli import catalog, operate, refresh
+from genfeed_pipeline.cli import catalog, operate, refresh, usage
 
-COMMAND_GROUPS = (refresh, catalog, operate)
+COMMAND_GROUPS = (refresh, usage, catalog, operate)
 """Each module adds its commands to the parser (`add_commands`), in the order `--help` lists them."""
 
 

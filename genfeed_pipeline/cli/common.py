@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -13,6 +15,18 @@ from genfeed_pipeline.admin import AdminError, ModelFilter
 from genfeed_pipeline.admin.filters import CATEGORIES, STATUSES
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.store import CatalogNotMigrated, CatalogStore, require_migrated
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The Dagster instance of `DAGSTER_HOME` (so runs show in the UI), else a throw-away one."""
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
 
 
 @contextmanager

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from genfeed_pipeline.cli.common import dagster_instance
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.plan import SyncMode
 
@@ -16,14 +16,6 @@ if TYPE_CHECKING:
     import dagster as dg
 
     from genfeed_pipeline.assets.values import SyncSummary
-
-
-def _instance() -> dg.DagsterInstance:
-    import dagster as dg
-
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
 
 
 def refresh_job() -> dg.JobDefinition:
@@ -92,7 +84,7 @@ def _refresh(args: argparse.Namespace) -> int:
     run_config["ops"]["models_table"] = {"config": {"mode": args.mode}}
     started = time.monotonic()
     with (
-        _instance() as instance,
+        dagster_instance() as instance,
         dg.execute_job(
             dg.reconstructable(refresh_job), instance, run_config=run_config, raise_on_error=False
         ) as result,

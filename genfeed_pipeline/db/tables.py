@@ -137,6 +137,27 @@ model_admin_actions = sa.Table(
     sa.Column("after_enabled", sa.Boolean, nullable=True),
 )
 
+model_usage_daily = sa.Table(
+    "model_usage_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("endpoint_id", sa.String(512), primary_key=True),
+    sa.Column("unit", sa.String(128), primary_key=True),  # fal's unit string, stripped
+    sa.Column("quantity", ExactDecimal, nullable=False),
+    sa.Column("unit_price", ExactDecimal, nullable=True),  # subtotal ÷ quantity: before discount
+    sa.Column("percent_discount", ExactDecimal, nullable=True),
+    sa.Column("cost_subtotal", ExactDecimal, nullable=False),
+    sa.Column("cost_discount", ExactDecimal, nullable=False),
+    sa.Column("cost_total", ExactDecimal, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=True),
+    sa.Column("revenue_rate_card", ExactDecimal, nullable=True),
+    sa.Column("revenue_per_call", ExactDecimal, nullable=True),
+    sa.Column("price_assumed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("currency", sa.String(8), nullable=False, server_default="USD"),
+    sa.Column("synced_at", UtcDateTime, nullable=False),
+    sa.Index("ix_model_usage_daily_endpoint", "endpoint_id", "day"),
+)
+
 
 class ModelRow(TypedDict, total=False):
     """A row of `models` as the code reads and writes it (a plan's values are the columns it changes)."""
