@@ -21,7 +21,12 @@ from pydantic import Field, SecretStr
 from genfeed_pipeline.alerts.webhook import WebhookSender
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.fal.cache import FalCache
-from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL, FalClientSettings
+from genfeed_pipeline.fal.client import (
+    DEFAULT_API_BASE_URL,
+    DEFAULT_OPENAPI_URL,
+    FalClientSettings,
+    FalPlatformClient,
+)
 from genfeed_pipeline.fal.source import CatalogSource, LiveCatalogSource, OfflineCatalogSource
 from genfeed_pipeline.pricing import PricingPolicy
 from genfeed_pipeline.settings import Deployment
@@ -46,11 +51,16 @@ class FalApiResource(FalCatalogResource):
     api_key: str | None = Field(
         default=None, description="fal API key, bound from FAL_KEY (or FAL_API_KEY); optional."
     )
+    admin_key: str | None = Field(
+        default=None,
+        description="fal ADMIN key, bound from FAL_ADMIN_KEY; optional. Reads usage (billing:usage:read).",
+    )
     base_url: str = DEFAULT_API_BASE_URL
     openapi_url: str = DEFAULT_OPENAPI_URL
     list_page_size: int = 1000
     schema_batch_size: int = Field(10, description="Ids per schema request; fal caps expanded pages.")
     price_batch_size: int = Field(50, description="Ids per pricing request (fal allows 50).")
+    usage_page_size: int = Field(1000, description="Items asked per usage or analytics page.")
     max_in_flight: int = Field(8, description="Requests to fal in flight at once.")
     max_requests_per_second: float = 100.0
     timeout_seconds: float = 30.0
@@ -65,6 +75,7 @@ class FalApiResource(FalCatalogResource):
             list_page_size=self.list_page_size,
             schema_batch_size=self.schema_batch_size,
             price_batch_size=self.price_batch_size,
+            usage_page_size=self.usage_page_size,
             max_in_flight=self.max_in_flight,
             max_requests_per_second=self.max_requests_per_second,
             timeout_seconds=self.timeout_seconds,
@@ -76,6 +87,10 @@ class FalApiResource(FalCatalogResource):
     def catalog_source(self, logger: logging.Logger | None = None) -> CatalogSource:
         key = SecretStr(self.api_key) if self.api_key and self.api_key.strip() else None
         return LiveCatalogSource(self.client_settings(), key, self.cache(), logger)
+
+    def platform_client(self) -> FalPlatformClient:
+        """A client holding both keys, not yet opened: `async with resource.platform_client() as fal`."""
+        return FalPlatformClient(self.client_settings(), self.api_key, admin_key=self.admin_key)
 
 
 class FalSnapshotResource(FalCatalogResource):
