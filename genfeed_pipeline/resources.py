@@ -51,11 +51,16 @@ class FalApiResource(FalCatalogResource):
     api_key: str | None = Field(
         default=None, description="fal API key, bound from FAL_KEY (or FAL_API_KEY); optional."
     )
+    admin_key: str | None = Field(
+        default=None,
+        description="fal ADMIN key, bound from FAL_ADMIN_KEY; optional. Reads usage (billing:usage:read).",
+    )
     base_url: str = DEFAULT_API_BASE_URL
     openapi_url: str = DEFAULT_OPENAPI_URL
     list_page_size: int = 1000
     schema_batch_size: int = Field(10, description="Ids per schema request; fal caps expanded pages.")
     price_batch_size: int = Field(50, description="Ids per pricing request (fal allows 50).")
+    usage_page_size: int = Field(1000, description="Items asked per usage or analytics page.")
     max_in_flight: int = Field(8, description="Requests to fal in flight at once.")
     max_requests_per_second: float = 100.0
     timeout_seconds: float = 30.0
@@ -70,6 +75,7 @@ class FalApiResource(FalCatalogResource):
             list_page_size=self.list_page_size,
             schema_batch_size=self.schema_batch_size,
             price_batch_size=self.price_batch_size,
+            usage_page_size=self.usage_page_size,
             max_in_flight=self.max_in_flight,
             max_requests_per_second=self.max_requests_per_second,
             timeout_seconds=self.timeout_seconds,

@@ -10,8 +10,9 @@ fetch with a `PriceStatus`, the catalog's own vocabulary.
 The HTTP transport can be injected (`transport=httpx.MockTransport(handler)`), so the client's logic can
 be tested without a server.
 
-The API key is held as a `pydantic.SecretStr` and only ever placed in the `Authorization` header; no
-message this module builds contains a header.
+The keys (the API key, FAL_KEY, and the admin key, FAL_ADMIN_KEY, that reads usage) are held as
+`pydantic.SecretStr`s and only ever placed in the `Authorization` header; no message this module builds
+contains a header or a key.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -35,22 +37,29 @@ from tenacity import RetryCallState
 from genfeed_pipeline.fal.catalog import PriceStatus, SchemaStatus, canonical_json
 from genfeed_pipeline.fal.concurrency import PrioritySlots
 from genfeed_pipeline.fal.models import (
+    FalAnalyticsPage,
     FalErrorBody,
     FalEstimate,
     FalModelItem,
     FalModelsPage,
     FalPrice,
     FalPricesPage,
+    FalUsageBucket,
+    FalUsagePage,
 )
 from genfeed_pipeline.retry import AttemptError, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
+Page = TypeVar("Page", bound=BaseModel)
 
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
 LIST_STATUSES = ("active", "deprecated")
 OPENAPI_EXPANSION = "openapi-3.0"
 FAL_ID_LIMIT = 50
+USAGE_PERMISSION = "billing:usage:read"
+# fal bills successful requests; the other counts come along for the evidence.
+ANALYTICS_METRICS = ("request_count", "success_count")
 
 
 class FalClientSettings(BaseModel):
@@ -61,6 +70,7 @@ class FalClientSettings(BaseModel):
     list_page_size: int = Field(1000, ge=1)
     schema_batch_size: int = Field(10, ge=1, le=FAL_ID_LIMIT)
     price_batch_size: int = Field(50, ge=1, le=FAL_ID_LIMIT)
+    usage_page_size: int = Field(1000, ge=1)
     max_in_flight: int = Field(8, ge=1)
     max_requests_per_second: float = Field(100.0, gt=0)
     estimate_requests_per_second: float = Field(1.0, gt=0)
@@ -105,6 +115,23 @@ class FalApiError(AttemptError):
 
 class FalUnreachableError(FalApiError):
     """fal could not be reached at all (connection refused, DNS, timeouts), after retries."""
+
+
+class FalUsageAccessError(FalApiError):
+    """fal refused to show usage (401/403), or there is no key to ask with. Retrying cannot help: the key
+    must be set or given the permission."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class FalUsageReport:
+    """What fal billed over a range of days: one bucket per day (pages merged), and how many pages it took."""
+
+    buckets: list[FalUsageBucket]
+    pages: int
 
 
 @dataclass(frozen=True)
@@ -160,12 +187,12 @@ class FalPlatformClient:
         settings: FalClientSettings | None = None,
         api_key: SecretStr | str | None = None,
         *,
+        admin_key: SecretStr | str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings or FalClientSettings()
-        if isinstance(api_key, str):
-            api_key = SecretStr(api_key) if api_key.strip() else None
-        self._api_key = api_key
+        self._api_key = _secret(api_key)
+        self._admin_key = _secret(admin_key)
         self._transport = transport
         self._retry = self.settings.retry_policy()
         self._http: httpx.AsyncClient | None = None
@@ -180,6 +207,10 @@ class FalPlatformClient:
     @property
     def has_key(self) -> bool:
         return self._api_key is not None
+
+    @property
+    def has_admin_key(self) -> bool:
+        return self._admin_key is not None
 
     async def __aenter__(self) -> FalPlatformClient:
         self._http = httpx.AsyncClient(
@@ -200,10 +231,9 @@ class FalPlatformClient:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _auth_headers(self) -> dict[str, str]:
-        if self._api_key is None:
-            return {}
-        return {"Authorization": f"Key {self._api_key.get_secret_value()}"}
+    @staticmethod
+    def _auth_headers(key: SecretStr | None) -> dict[str, str] | None:
+        return None if key is None else {"Authorization": f"Key {key.get_secret_value()}"}
 
     async def _send_once(
         self,
@@ -213,7 +243,7 @@ class FalPlatformClient:
         what: str,
         params: list[tuple[str, str]] | None,
         json_body: Any,
-        authorized: bool,
+        key: SecretStr | None,
         limiter: AsyncLimiter,
         kind: str,
     ) -> Any:
@@ -223,7 +253,7 @@ class FalPlatformClient:
             url,
             params=params,
             json=json_body,
-            headers=self._auth_headers() if authorized else None,
+            headers=self._auth_headers(key),
         )
         described = _describe(method, request.url, what)
         async with self._in_flight.hold(PrioritySlots.LIST if kind == "list" else PrioritySlots.FANOUT):
@@ -280,9 +310,12 @@ class FalPlatformClient:
         params: list[tuple[str, str]] | None = None,
         json_body: Any = None,
         authorized: bool = True,
+        key: SecretStr | None = None,
         limiter: AsyncLimiter | None = None,
         kind: str = "list",
     ) -> Any:
+        """One request under the retry policy; sent with `key` if given, else with the API key when
+        `authorized`."""
         async for attempt in self._retry.async_retrying(self._log_retry):
             with attempt:
                 return await self._send_once(
@@ -291,7 +324,7 @@ class FalPlatformClient:
                     what=what,
                     params=params,
                     json_body=json_body,
-                    authorized=authorized,
+                    key=key or (self._api_key if authorized else None),
                     limiter=limiter or self._rate,
                     kind=kind,
                 )
@@ -579,6 +612,117 @@ class FalPlatformClient:
         )
         return FalEstimate.model_validate(answer)
 
+    # -- usage and request counts ---------------------------------------------------------------------
+
+    async def fetch_usage(self, start: date, end: date) -> FalUsageReport:
+        """What fal billed per UTC day in [start, end), from `GET /models/usage` with the admin key.
+
+        Pages are followed in order; a day split across two pages comes back as one bucket.
+        """
+        path = "/models/usage"
+        if self._admin_key is None:
+            raise FalUsageAccessError(_usage_access_message(None), request=f"fal GET {path}")
+        params = [*_day_range_params(start, end), ("expand", "time_series")]
+        buckets: dict[Any, FalUsageBucket] = {}
+        pages = 0
+        async for body, what in self._pages(path, params, f"usage {start}..{end}", self._admin_key, "usage"):
+            pages += 1
+            page = _parse(FalUsagePage, body, path, what)
+            for bucket in page.time_series:
+                merged = buckets.get(bucket.bucket)
+                if merged is None:
+                    buckets[bucket.bucket] = bucket
+                else:
+                    merged.results.extend(bucket.results)
+        return FalUsageReport(buckets=sorted(buckets.values(), key=lambda b: b.bucket), pages=pages)
+
+    async def fetch_request_counts(
+        self, endpoint_ids: Sequence[str], start: date, end: date
+    ) -> dict[str, int]:
+        """Successful requests per endpoint over the UTC days [start, end), from `GET /models/analytics`:
+        50 endpoints a request, the batches side by side within the limit on requests in flight.
+
+        Asked with FAL_KEY, else with the admin key. Endpoints fal has no figures for are left out.
+        """
+        path = "/models/analytics"
+        key = self._api_key or self._admin_key
+        if key is None:
+            raise FalUsageAccessError(
+                "request counts need FAL_KEY or FAL_ADMIN_KEY and neither is set", request=f"fal GET {path}"
+            )
+        wanted = list(dict.fromkeys(endpoint_ids))
+        counts: dict[str, int] = {}
+
+        async def run(batch: list[str]) -> None:
+            params = [("endpoint_id", endpoint_id) for endpoint_id in batch]
+            params += _day_range_params(start, end)
+            params += [("expand", "time_series"), *(("expand", metric) for metric in ANALYTICS_METRICS)]
+            what = f"request counts {start}..{end} of {len(batch)} endpoints from {batch[0]}"
+            asked = set(batch)
+            async for body, page_what in self._pages(path, params, what, key, "analytics"):
+                for bucket in _parse(FalAnalyticsPage, body, path, page_what).time_series:
+                    for row in bucket.results:
+                        if row.endpoint_id in asked and row.success_count is not None:
+                            counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + row.success_count
+
+        await asyncio.gather(*(run(batch) for batch in _chunks(wanted, FAL_ID_LIMIT)))
+        return counts
+
+    def _redacted(self, text: str) -> str:
+        """`text` (an answer from fal) with any key this client holds blanked out, should fal echo one."""
+        for key in (self._api_key, self._admin_key):
+            if key is not None:
+                text = text.replace(key.get_secret_value(), "[redacted]")
+        return text
+
+    async def _pages(
+        self, path: str, params: list[tuple[str, str]], what: str, key: SecretStr, kind: str
+    ) -> AsyncIterator[tuple[Any, str]]:
+        """The answers of a cursor-paged request, one page after the other; 401/403 become
+        `FalUsageAccessError`."""
+        cursor: str | None = None
+        page = 1
+        while True:
+            page_params = [*params, ("limit", str(self.settings.usage_page_size))]
+            if cursor:
+                page_params.append(("cursor", cursor))
+            page_what = f"{what}, page {page}"
+            try:
+                body = await self._request(
+                    "GET",
+                    f"{self.settings.base_url}{path}",
+                    what=page_what,
+                    params=page_params,
+                    key=key,
+                    kind=kind,
+                )
+            except FalApiError as exc:
+                if exc.status_code in (401, 403):
+                    refusal = self._redacted(str(exc).removeprefix(f"{exc.request}: "))
+                    named = "FAL_ADMIN_KEY" if key is self._admin_key else "FAL_KEY"
+                    message = (
+                        _usage_access_message(refusal)
+                        if kind == "usage"
+                        else f"{refusal} — fal refused {named} for request counts"
+                    )
+                    raise FalUsageAccessError(
+                        message,
+                        request=f"fal GET {path}",
+                        status_code=exc.status_code,
+                        error_type=exc.error_type,
+                    ) from None
+                raise
+            yield body, page_what
+            if not (isinstance(body, dict) and body.get("has_more") is True):
+                return
+            next_cursor = body.get("next_cursor")
+            if not isinstance(next_cursor, str) or not next_cursor:
+                raise FalApiError("has_more without a next_cursor", request=f"fal GET {path} ({page_what})")
+            if next_cursor == cursor:
+                raise FalApiError("the cursor did not advance", request=f"fal GET {path} ({page_what})")
+            cursor = next_cursor
+            page += 1
+
 
 class _Pages:
     """The items of a list as its pages arrive, each endpoint once; new ones are handed to `on_page`."""
@@ -596,6 +740,47 @@ class _Pages:
 
     def items(self) -> list[FalModelItem]:
         return list(self._merged.values())
+
+
+def _secret(key: SecretStr | str | None) -> SecretStr | None:
+    if isinstance(key, str):
+        return SecretStr(key) if key.strip() else None
+    if key is not None and not key.get_secret_value().strip():
+        return None
+    return key
+
+
+def _day_range_params(start: date, end: date) -> list[tuple[str, str]]:
+    """UTC day buckets over [start, end): fal's `end` is exclusive."""
+    if end <= start:
+        raise ValueError(f"the end day {end} must come after the start day {start} (end is exclusive)")
+    return [
+        ("timeframe", "day"),
+        ("start", start.isoformat()),
+        ("end", end.isoformat()),
+        ("timezone", "UTC"),
+    ]
+
+
+def _usage_access_message(refusal: str | None) -> str:
+    advice = (
+        f"FAL_ADMIN_KEY is missing or lacks the usage permission ({USAGE_PERMISSION}); reading usage "
+        "needs an ADMIN key that has it"
+    )
+    return advice if refusal is None else f"{refusal} — {advice}"
+
+
+def _parse(model: type[Page], body: Any, path: str, what: str) -> Page:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the answer"
+        raise FalApiError(
+            f"the answer is not in fal's shape ({where}: {first['msg']}; {exc.error_count()} problems)",
+            request=f"fal GET {path} ({what})",
+            error_type="invalid_answer",
+        ) from None
 
 
 def _chunks(items: Iterable[str], size: int) -> list[list[str]]:

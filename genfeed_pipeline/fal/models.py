@@ -7,6 +7,7 @@ some of them, and `unit_price` arrives as a number or as a decimal string. Anyth
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -105,3 +106,103 @@ class FalEstimate(BaseModel):
     @classmethod
     def _exact_decimal(cls, value: object) -> Decimal:
         return Decimal(str(value))
+
+
+def _finite_decimal(value: object, name: str) -> Decimal:
+    """A number or decimal string as an exact Decimal (numbers go through their shortest text)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a number or a decimal string, got {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"{name} is not a decimal number: {value!r}") from exc
+    if not number.is_finite():
+        raise ValueError(f"{name} is not finite: {value!r}")
+    return number
+
+
+class FalUsageItem(BaseModel):
+    """One line of `GET /models/usage`: what fal billed for an endpoint in one unit (and one discount).
+
+    Lines from before mid-2026 carry only `cost` (the total) besides the quantity and unit price; newer
+    lines carry the `cost_subtotal` / `cost_discount` / `cost_total` breakdown and `cost` as a copy of
+    `cost_total`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    endpoint_id: str
+    unit: str
+    quantity: Decimal
+    unit_price: Decimal | None = None
+    percent_discount: Decimal | None = None
+    cost_subtotal: Decimal | None = None
+    cost_discount: Decimal | None = None
+    cost_total: Decimal | None = None
+    cost: Decimal | None = None
+    currency: str = "USD"
+
+    @field_validator("quantity", mode="before")
+    @classmethod
+    def _required_decimal(cls, value: object) -> Decimal:
+        return _finite_decimal(value, "quantity")
+
+    @field_validator(
+        "unit_price",
+        "percent_discount",
+        "cost_subtotal",
+        "cost_discount",
+        "cost_total",
+        "cost",
+        mode="before",
+    )
+    @classmethod
+    def _optional_decimal(cls, value: object) -> Decimal | None:
+        return None if value is None else _finite_decimal(value, "a usage amount")
+
+
+class FalUsageBucket(BaseModel):
+    """One time bucket of usage; `bucket` is its start, an ISO timestamp with offset."""
+
+    model_config = ConfigDict(extra="allow")
+
+    bucket: datetime
+    results: list[FalUsageItem] = Field(default_factory=list)
+
+    @field_validator("bucket")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class FalUsagePage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    time_series: list[FalUsageBucket] = Field(default_factory=list)
+    next_cursor: str | None
+    has_more: bool
+
+
+class FalAnalyticsRow(BaseModel):
+    """One endpoint's figures in one bucket of `GET /models/analytics`: only the metrics asked for."""
+
+    model_config = ConfigDict(extra="allow")
+
+    endpoint_id: str
+    request_count: int | None = None
+    success_count: int | None = None
+
+
+class FalAnalyticsBucket(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    bucket: datetime
+    results: list[FalAnalyticsRow] = Field(default_factory=list)
+
+
+class FalAnalyticsPage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    time_series: list[FalAnalyticsBucket] = Field(default_factory=list)
+    next_cursor: str | None
+    has_more: bool
