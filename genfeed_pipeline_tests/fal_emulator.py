@@ -1,19 +1,23 @@
 """An emulator of fal's Platform API, served over real HTTP on 127.0.0.1 for the project's tests.
 
-It answers the four surfaces the pipeline uses, in fal's shapes (see shared/fal-api.md §1 and §2):
+It answers the surfaces the pipeline uses, in fal's shapes (see shared/fal-api.md §1 and §2, and fal's
+own Platform API spec, against which `test_fal_spec.py` checks the answers):
 
 * `GET  /v1/models`                       list mode (cursor pages) and find mode (`endpoint_id`)
 * `GET  /v1/models/pricing`               prices of up to 50 endpoints, `Authorization: Key …` required
 * `POST /v1/models/pricing/estimate`      cost estimate, rate limited like fal's
+* `GET  /v1/models/usage`                 billed usage in UTC day buckets, an ADMIN key required
+* `GET  /v1/models/analytics`             request counts of up to 50 endpoints, the API or an admin key
 * `GET  /api/openapi/queue/openapi.json`  one endpoint's queue OpenAPI document (public)
 
 and lets a test inject faults (error statuses, truncated bodies, HTML challenge pages, slow answers,
 dropped connections), add latency, change the catalog while a run is in progress, or kill the server.
-Every request is recorded (never its `Authorization` value) together with the highest concurrency seen.
+Every request is recorded (never its `Authorization` value, only which kind of key it was) together
+with the highest concurrency seen. Usage and request counts live in `emulator.usage` (`EmulatedUsage`).
 
 Standard library only. Run it standalone with
 `python -m genfeed_pipeline_tests.fal_emulator --port 8787 --latency 0.1 [--scale N] [--api-key K]
-[--set-price ENDPOINT_ID UNIT_PRICE UNIT] [--failing-list-page N]`.
+[--admin-key K] [--usage-days N] [--set-price ENDPOINT_ID UNIT_PRICE UNIT] [--failing-list-page N]`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import importlib.resources
 import json
 import logging
 import pickle
+import random
 import socket
 import struct
 import sys
@@ -36,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,9 +51,12 @@ from urllib.parse import parse_qs, urlsplit
 log = logging.getLogger(__name__)
 
 DEFAULT_API_KEY = "test-fal-key"
+DEFAULT_ADMIN_KEY = "test-fal-admin-key"
 MODELS_PATH = "/v1/models"
 PRICING_PATH = "/v1/models/pricing"
 ESTIMATE_PATH = "/v1/models/pricing/estimate"
+USAGE_PATH = "/v1/models/usage"
+ANALYTICS_PATH = "/v1/models/analytics"
 QUEUE_OPENAPI_PATH = "/api/openapi/queue/openapi.json"
 OPENAPI_EXPANSION = "openapi-3.0"
 ENTERPRISE_STATUS_EXPANSION = "enterprise_status"
@@ -315,6 +323,376 @@ class EmulatedCatalog:
         return EmulatedCatalog(models=models, prices=prices, openapi=openapi)
 
 
+# -- usage ---------------------------------------------------------------------------------------------
+
+
+TIMEFRAMES = ("minute", "hour", "day", "week", "month")
+USAGE_EXPANSIONS = ("time_series", "summary", "auth_method", "auth_method_structured")
+ANALYTICS_METRICS = (
+    "request_count",
+    "success_count",
+    "user_error_count",
+    "error_count",
+    "p50_prepare_duration",
+    "p75_prepare_duration",
+    "p90_prepare_duration",
+    "p95_prepare_duration",
+    "p99_prepare_duration",
+    "p25_duration",
+    "p50_duration",
+    "p75_duration",
+    "p90_duration",
+    "p95_duration",
+    "p99_duration",
+    "startup_error_count",
+    "connection_error_count",
+    "timeout_error_count",
+    "runtime_error_count",
+    "cold_boot_count",
+    "p50_cold_boot_duration",
+    "p75_cold_boot_duration",
+    "p90_cold_boot_duration",
+    "total_billable_duration",
+)
+SERVED_ANALYTICS_METRICS = ("request_count", "success_count", "user_error_count", "error_count")
+NANO = Decimal("0.000000001")
+"""fal accounts in nano-USD (`cost_estimate_nano_usd`); the emulator rounds every cost to it."""
+
+
+def _amount(value: Decimal) -> Decimal:
+    return value.quantize(NANO).normalize()
+
+
+def _usage_item(
+    endpoint_id: str,
+    unit: str,
+    quantity: Decimal,
+    unit_price: Decimal,
+    percent_discount: Decimal | None,
+    *,
+    legacy: bool,
+) -> JsonObject:
+    subtotal = _amount(quantity * unit_price)
+    discount = _amount(subtotal * percent_discount / 100) if percent_discount else Decimal(0)
+    total = subtotal - discount
+    if legacy:
+        return {
+            "endpoint_id": endpoint_id,
+            "unit": unit,
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "cost": total,
+            "currency": "USD",
+        }
+    return {
+        "endpoint_id": endpoint_id,
+        "unit": unit,
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "percent_discount": percent_discount,
+        "cost_subtotal": subtotal,
+        "cost_discount": discount,
+        "cost_total": total,
+        "cost": total,
+        "currency": "USD",
+    }
+
+
+def _generated_quantity(rng: random.Random, unit: str) -> Decimal:
+    lowered = unit.lower()
+    if "second" in lowered or "minute" in lowered or "megapixel" in lowered:
+        return Decimal(rng.randint(10, 60_000)) / 10
+    return Decimal(rng.randint(1, 2_000))
+
+
+def _split_quantity(rng: random.Random, quantity: Decimal) -> tuple[Decimal, Decimal] | None:
+    step = Decimal(1) if quantity == quantity.to_integral_value() else Decimal("0.1")
+    steps = int(quantity / step)
+    if steps < 2:
+        return None
+    discounted = rng.randint(1, steps - 1) * step
+    return quantity - discounted, discounted
+
+
+@dataclass(frozen=True)
+class _DayRange:
+    days: list[date]
+
+    @property
+    def buckets(self) -> list[tuple[date, str]]:
+        return [(day, f"{day.isoformat()}T00:00:00+00:00") for day in self.days]
+
+
+@dataclass
+class EmulatedUsage:
+    """What the emulated fal billed and counted, by UTC day: `GET /v1/models/usage` and
+    `GET /v1/models/analytics`.
+
+    Usage lines are served in fal's item shape (`cost_subtotal`, `cost_discount`, `cost_total`, and `cost`
+    = `cost_total`; a `legacy` line carries only `cost`, as lines from before mid-2026 do). Costs are
+    rounded to the nano-dollar. Several lines for one day, endpoint and unit are served as separate items,
+    as fal serves usage billed at different discounts. Request counts are per day and endpoint.
+
+    Only day buckets in UTC are served (`timeframe=day`, or a range fal would bucket by day); other
+    timeframes, time zones, `summary` and `auth_method` expansions answer 501. Every day of the range has
+    its bucket, empty or not. A page holds at most `limit` rows (an empty bucket counts as one), capped at
+    `max_page_size`; `default_page_size` when `limit` is omitted. Cursors are opaque.
+    """
+
+    admin_keys: set[str] = field(default_factory=lambda: {DEFAULT_ADMIN_KEY})
+    max_page_size: int = 1000
+    default_page_size: int = 100
+    _lines: dict[date, list[JsonObject]] = field(default_factory=dict, init=False, repr=False)
+    _requests: dict[date, dict[str, tuple[int, int]]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
+
+    # -- data -------------------------------------------------------------------------------------------
+
+    def add_line(
+        self,
+        day: date,
+        endpoint_id: str,
+        unit: str,
+        quantity: Decimal | int | float | str,
+        unit_price: Decimal | int | float | str,
+        percent_discount: Decimal | int | float | str | None = None,
+        *,
+        legacy: bool = False,
+    ) -> JsonObject:
+        """Add one billed line to a day; returns the item as it is served."""
+        discount = None if percent_discount is None else to_decimal(percent_discount)
+        if discount is not None and discount > 100:
+            raise ValueError(f"percent_discount must be within 0..100, not {discount}")
+        item = _usage_item(
+            endpoint_id, unit, to_decimal(quantity), to_decimal(unit_price), discount, legacy=legacy
+        )
+        with self._lock:
+            self._lines[day] = [*self._lines.get(day, []), item]
+        return dict(item)
+
+    def set_requests(
+        self, day: date, endpoint_id: str, success_count: int, request_count: int | None = None
+    ) -> None:
+        """An endpoint's requests on a day; `request_count` defaults to `success_count` (no errors)."""
+        requests = success_count if request_count is None else request_count
+        if not 0 <= success_count <= requests:
+            raise ValueError(f"need 0 <= success_count <= request_count, got {success_count}, {requests}")
+        with self._lock:
+            self._requests[day] = {**self._requests.get(day, {}), endpoint_id: (success_count, requests)}
+
+    def clear_day(self, day: date) -> None:
+        with self._lock:
+            self._lines.pop(day, None)
+            self._requests.pop(day, None)
+
+    def items(self, day: date) -> list[JsonObject]:
+        """The day's lines, as served."""
+        with self._lock:
+            return [dict(item) for item in self._lines.get(day, [])]
+
+    def request_counts(self, day: date) -> dict[str, tuple[int, int]]:
+        """The day's `(success_count, request_count)` by endpoint."""
+        with self._lock:
+            return dict(self._requests.get(day, {}))
+
+    def generate(
+        self,
+        days: Iterable[date],
+        endpoints: Sequence[tuple[str, str, Decimal]],
+        *,
+        seed: int = 0,
+        billed_price_factor: dict[str, Decimal] | None = None,
+    ) -> None:
+        """Usage and request counts for every `(endpoint_id, unit, list unit price)` on every day, the same
+        for the same seed. About one endpoint-day in five is billed partly at a discount (two lines).
+        `billed_price_factor[endpoint_id]` multiplies the list price into the billed unit price."""
+        rng = random.Random(seed)
+        factors = billed_price_factor or {}
+        for day in days:
+            for endpoint_id, unit, list_price in endpoints:
+                unit_price = to_decimal(list_price) * factors.get(endpoint_id, Decimal(1))
+                quantity = _generated_quantity(rng, unit)
+                split = _split_quantity(rng, quantity) if rng.random() < 0.2 else None
+                if split is None:
+                    self.add_line(day, endpoint_id, unit, quantity, unit_price)
+                else:
+                    self.add_line(day, endpoint_id, unit, split[0], unit_price)
+                    self.add_line(day, endpoint_id, unit, split[1], unit_price, rng.choice((10, 20, 50)))
+                success = max(1, int(quantity) // rng.choice((1, 2, 4)))
+                self.set_requests(day, endpoint_id, success, success + rng.randint(0, max(1, success // 10)))
+
+    # -- answers ----------------------------------------------------------------------------------------
+
+    def usage_page(self, query: dict[str, list[str]], max_endpoint_ids: int) -> JsonObject:
+        expansions = _expansions(query, ["time_series"], USAGE_EXPANSIONS)
+        if not {"time_series", "summary"} & set(expansions):
+            raise ApiError(400, "expand must include 'time_series' or 'summary'")
+        unserved = [name for name in expansions if name != "time_series"]
+        if unserved:
+            raise ApiError(501, f"The emulator does not serve expand={unserved[0]}")
+        for name in ("api_key_id", "login_username"):
+            if _split_values(query.get(name, [])):
+                raise ApiError(501, f"The emulator does not filter by {name}")
+        wanted = _endpoint_filter(query, max_endpoint_ids, required=False)
+        days = _day_range(query)
+        with self._lock:
+            lines = {day: self._lines.get(day, []) for day in days.days}
+        rows: list[tuple[str, JsonObject | None]] = []
+        for day, bucket in days.buckets:
+            items = [item for item in lines[day] if wanted is None or item["endpoint_id"] in wanted]
+            if items:
+                rows.extend((bucket, item) for item in items)
+            else:
+                rows.append((bucket, None))
+        return self._page(query, "usage", rows)
+
+    def analytics_page(self, query: dict[str, list[str]], max_endpoint_ids: int) -> JsonObject:
+        wanted = _endpoint_filter(query, max_endpoint_ids, required=True)
+        assert wanted is not None
+        names = set(ANALYTICS_METRICS) | {"time_series", "summary"}
+        expansions = _expansions(query, ["time_series", "request_count"], tuple(names))
+        metrics = [name for name in expansions if name in ANALYTICS_METRICS]
+        if not {"time_series", "summary"} & set(expansions) or not metrics:
+            raise ApiError(400, "expand must include 'time_series' or 'summary' and at least one metric")
+        if "summary" in expansions:
+            raise ApiError(501, "The emulator does not serve expand=summary")
+        unserved = [name for name in metrics if name not in SERVED_ANALYTICS_METRICS]
+        if unserved:
+            raise ApiError(501, f"The emulator does not serve the metric {unserved[0]}")
+        days = _day_range(query)
+        with self._lock:
+            counts = {day: self._requests.get(day, {}) for day in days.days}
+        rows: list[tuple[str, JsonObject | None]] = []
+        for day, bucket in days.buckets:
+            day_rows = []
+            for endpoint_id in wanted:
+                if endpoint_id in counts[day]:
+                    success, requests = counts[day][endpoint_id]
+                    figures = {
+                        "request_count": requests,
+                        "success_count": success,
+                        "user_error_count": 0,
+                        "error_count": requests - success,
+                    }
+                    day_rows.append({"endpoint_id": endpoint_id, **{name: figures[name] for name in metrics}})
+            if day_rows:
+                rows.extend((bucket, row) for row in day_rows)
+            else:
+                rows.append((bucket, None))
+        return self._page(query, "analytics", rows)
+
+    def _page(
+        self, query: dict[str, list[str]], kind: str, rows: list[tuple[str, JsonObject | None]]
+    ) -> JsonObject:
+        limit = _positive_int(query, "limit", self.default_page_size)
+        size = max(1, min(limit, self.max_page_size))
+        cursors = [value for value in query.get("cursor", []) if value]
+        offset = _decode_offset_cursor(cursors[-1], kind) if cursors else 0
+        page = rows[offset : offset + size]
+        time_series: list[JsonObject] = []
+        for bucket, row in page:
+            if not time_series or time_series[-1]["bucket"] != bucket:
+                time_series.append({"bucket": bucket, "results": []})
+            if row is not None:
+                time_series[-1]["results"].append(row)
+        more = offset + size < len(rows)
+        return {
+            "time_series": time_series,
+            "next_cursor": _encode_offset_cursor(kind, offset + size) if more else None,
+            "has_more": more,
+        }
+
+
+def _expansions(query: dict[str, list[str]], default: list[str], known: tuple[str, ...]) -> list[str]:
+    values = _split_values(query.get("expand", [])) or default
+    for value in values:
+        if value not in known:
+            raise ApiError(400, f"Invalid expand value: {value!r}")
+    return values
+
+
+def _endpoint_filter(query: dict[str, list[str]], limit: int, *, required: bool) -> list[str] | None:
+    endpoint_ids = _split_values(query.get("endpoint_id", []))
+    if not endpoint_ids:
+        if required:
+            raise ApiError(400, "endpoint_id is required (1 to 50 values)")
+        return None
+    if len(endpoint_ids) > limit:
+        raise ApiError(400, f"At most {limit} endpoint_id values are allowed (got {len(endpoint_ids)})")
+    return endpoint_ids
+
+
+def _moment(query: dict[str, list[str]], name: str, default: datetime) -> datetime:
+    values = [value.strip() for value in query.get(name, []) if value.strip()]
+    if not values:
+        return default
+    text = values[-1]
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO 8601 date or date-time, got {text!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _day_range(query: dict[str, list[str]]) -> _DayRange:
+    """The UTC days of `start`..`end` (exclusive), aligned to whole days as fal's `bound_to_timeframe`."""
+    timezones = [value for value in query.get("timezone", []) if value.strip()]
+    if timezones and timezones[-1].strip() != "UTC":
+        raise ApiError(501, f"The emulator buckets in UTC only, not {timezones[-1]!r}")
+    bound = (query.get("bound_to_timeframe") or ["true"])[-1]
+    if bound not in ("true", "false"):
+        raise ApiError(400, "bound_to_timeframe must be 'true' or 'false'")
+    if bound == "false":
+        raise ApiError(501, "The emulator serves whole days only (bound_to_timeframe=true)")
+    now = datetime.now(UTC)
+    end = _moment(query, "end", now)
+    start = _moment(query, "start", end - timedelta(days=1))
+    if end <= start:
+        raise ApiError(400, "end must be after start (end is exclusive)")
+    timeframes = [value for value in query.get("timeframe", []) if value.strip()]
+    if timeframes:
+        timeframe = timeframes[-1].strip()
+        if timeframe not in TIMEFRAMES:
+            raise ApiError(400, f"Invalid timeframe {timeframe!r}: expected one of {', '.join(TIMEFRAMES)}")
+    else:
+        span = end - start
+        timeframe = next(
+            name
+            for name, below in (
+                ("minute", timedelta(hours=2)),
+                ("hour", timedelta(days=2)),
+                ("day", timedelta(days=64)),
+                ("week", timedelta(days=183)),
+                ("month", timedelta.max),
+            )
+            if span < below
+        )
+    if timeframe != "day":
+        raise ApiError(501, f"The emulator serves day buckets only, not {timeframe!r}")
+    first = start.astimezone(UTC).date()
+    end_utc = end.astimezone(UTC)
+    last = end_utc.date() if end_utc.time() == datetime.min.time() else end_utc.date() + timedelta(days=1)
+    return _DayRange([first + timedelta(days=n) for n in range((last - first).days)])
+
+
+def _encode_offset_cursor(kind: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode("ascii")).decode("ascii")
+
+
+def _decode_offset_cursor(cursor: str, kind: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+        cursor_kind, _, number = text.partition(":")
+        offset = int(number)
+    except (binascii.Error, UnicodeError, ValueError):
+        raise ApiError(400, f"Invalid cursor: {cursor!r}") from None
+    if cursor_kind != kind or offset < 1 or str(offset) != number:
+        raise ApiError(400, f"Invalid cursor: {cursor!r}")
+    return offset
+
+
 # -- settings, faults, request log ---------------------------------------------------------------------
 
 
@@ -336,6 +714,9 @@ class EmulatorSettings:
     failing_list_pages: set[int] = field(default_factory=set)
 
 
+KeyKind = Literal["none", "api", "admin", "other"]
+
+
 @dataclass
 class RecordedRequest:
     """One request as the emulator saw it. `status` is 0 for a request answered by a dropped connection."""
@@ -344,6 +725,8 @@ class RecordedRequest:
     path: str
     query: dict[str, list[str]]
     authorized: bool
+    key: KeyKind = "none"
+    """Which key came in `Authorization`: none, the API key, an admin key, or another value."""
     status: int = 0
     started: float = 0.0
     ended: float = 0.0
@@ -471,6 +854,19 @@ def _decode_cursor(cursor: str) -> int:
     return page
 
 
+def _positive_int(query: dict[str, list[str]], name: str, default: int) -> int:
+    values = [value for value in query.get(name, []) if value.strip()]
+    if not values:
+        return default
+    try:
+        number = int(values[-1])
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer, got {values[-1]!r}") from None
+    if number < 1:
+        raise ApiError(400, f"{name} must be >= 1, got {number}")
+    return number
+
+
 def _split_values(values: Iterable[str]) -> list[str]:
     """Repeated or comma-separated query values, stripped, blanks dropped, first occurrence kept."""
     seen: dict[str, None] = {}
@@ -551,6 +947,7 @@ class _FalRequestHandler(BaseHTTPRequestHandler):
                 for name, values in query.items()
             },
             authorized=self.headers.get("Authorization") == f"Key {emulator.api_key}",
+            key=emulator._key_kind(self.headers.get("Authorization")),
             started=time.monotonic(),
         )
         emulator._request_started(record)
@@ -584,7 +981,9 @@ class _FalRequestHandler(BaseHTTPRequestHandler):
         elif fault is not None and fault.kind == "html":
             response = _Response(fault.status or 200, HTML_CHALLENGE.encode(), "text/html; charset=utf-8")
         else:
-            response = emulator._route(method, path, query, body, authorized=record.authorized)
+            response = emulator._route(
+                method, path, query, body, authorized=record.authorized, key=record.key
+            )
         if fault is not None and fault.retry_after is not None:
             response.headers["Retry-After"] = _retry_after_value(fault.retry_after)
         if emulator.killed:
@@ -654,10 +1053,12 @@ class FalEmulator:
         api_key: str = DEFAULT_API_KEY,
         *,
         port: int = 0,
+        usage: EmulatedUsage | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings if settings is not None else EmulatorSettings()
         self.api_key = api_key
+        self.usage = usage if usage is not None else EmulatedUsage()
         self.requested_port = port
         self._server: _FalHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -832,8 +1233,23 @@ class FalEmulator:
 
     # -- routes -----------------------------------------------------------------------------------------
 
+    def _key_kind(self, authorization: str | None) -> KeyKind:
+        if authorization is None:
+            return "none"
+        scheme, _, value = authorization.partition(" ")
+        if scheme == "Key" and value in self.usage.admin_keys:
+            return "admin"
+        return "api" if authorization == f"Key {self.api_key}" else "other"
+
     def _route(
-        self, method: str, path: str, query: dict[str, list[str]], body: bytes, *, authorized: bool
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        *,
+        authorized: bool,
+        key: KeyKind = "none",
     ) -> _Response:
         try:
             if method == "GET" and path == MODELS_PATH:
@@ -846,6 +1262,14 @@ class FalEmulator:
                 return self._estimate(body)
             if method == "GET" and path == QUEUE_OPENAPI_PATH:
                 return self._queue_openapi(query)
+            if method == "GET" and path == USAGE_PATH:
+                self._require_admin_key(key)
+                page = self.usage.usage_page(query, self.settings.max_endpoint_ids)
+                return _Response(200, _encode_with_decimals(page).encode("utf-8"))
+            if method == "GET" and path == ANALYTICS_PATH:
+                self._require_key(authorized or key == "admin")
+                page = self.usage.analytics_page(query, self.settings.max_endpoint_ids)
+                return _Response(200, _json_bytes(page))
             raise ApiError(404, f"Not found: {method} {path}")
         except ApiError as error:
             return error.response()
@@ -857,6 +1281,15 @@ class FalEmulator:
     def _require_key(authorized: bool) -> None:
         if not authorized:
             raise ApiError(401, "Authentication required: send 'Authorization: Key <FAL_KEY>'")
+
+    @staticmethod
+    def _require_admin_key(key: KeyKind) -> None:
+        if key == "none":
+            raise ApiError(401, "Authentication required: send 'Authorization: Key <ADMIN_KEY>'")
+        if key != "admin":
+            raise ApiError(
+                403, "Access denied: usage needs an ADMIN key with the billing:usage:read permission"
+            )
 
     def _models(self, query: dict[str, list[str]]) -> _Response:
         expansions = _split_values(query.get("expand", []))
@@ -954,16 +1387,7 @@ class FalEmulator:
 
     @staticmethod
     def _positive_int(query: dict[str, list[str]], name: str, default: int) -> int:
-        values = [value for value in query.get(name, []) if value.strip()]
-        if not values:
-            return default
-        try:
-            number = int(values[-1])
-        except ValueError:
-            raise ApiError(400, f"{name} must be an integer, got {values[-1]!r}") from None
-        if number < 1:
-            raise ApiError(400, f"{name} must be >= 1, got {number}")
-        return number
+        return _positive_int(query, name, default)
 
     def _statuses(self, query: dict[str, list[str]]) -> set[str]:
         statuses = _split_values(query.get("status", []))
@@ -1088,6 +1512,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--scale", type=int, default=None, help="serve exactly N endpoints (clones added)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--admin-key", default=DEFAULT_ADMIN_KEY, help="the key usage accepts")
+    parser.add_argument(
+        "--usage-days",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve generated usage for every priced endpoint over the last N UTC days (before today)",
+    )
     parser.add_argument("--snapshot", type=Path, default=None, help="catalog snapshot (default: bundled)")
     parser.add_argument(
         "--documented-only", action="store_true", help="serve (and clone) only endpoints with a document"
@@ -1117,7 +1549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for endpoint_id, unit_price, unit in args.set_price:
         catalog.set_price(endpoint_id, unit_price, unit)
     settings = EmulatorSettings(latency=args.latency, failing_list_pages=set(args.failing_list_page))
-    emulator = FalEmulator(catalog, settings, args.api_key, port=args.port)
+    usage = EmulatedUsage(admin_keys={args.admin_key})
+    if args.usage_days > 0:
+        today = datetime.now(UTC).date()
+        priced = [
+            (eid, price["unit"], to_decimal(price["unit_price"])) for eid, price in catalog.prices.items()
+        ]
+        usage.generate([today - timedelta(days=n) for n in range(args.usage_days, 0, -1)], priced)
+    emulator = FalEmulator(catalog, settings, args.api_key, port=args.port, usage=usage)
     with emulator:
         print(f"fal emulator: {len(catalog)} endpoints, {len(catalog.prices)} prices", flush=True)
         print(f"base_url    = {emulator.base_url}", flush=True)

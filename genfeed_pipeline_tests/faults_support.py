@@ -61,6 +61,7 @@ from genfeed_pipeline_tests.fal_emulator import (
     EmulatedCatalog,
     EmulatorSettings,
     FalEmulator,
+    KeyKind,
     RecordedRequest,
     _encode_with_decimals,
     _Response,
@@ -267,11 +268,20 @@ class FaultyEmulator(FalEmulator):
         self.raw_documents[endpoint_id] = raw
         self.catalog.set_openapi(endpoint_id, {RAW_MARK: endpoint_id})
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes, *, authorized: bool):
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        *,
+        authorized: bool,
+        key: KeyKind = "none",
+    ):
         for predicate, response in list(self.raw_routes):
             if predicate(method, path, query):
                 return copy.copy(response)
-        response = super()._route(method, path, query, body, authorized=authorized)
+        response = super()._route(method, path, query, body, authorized=authorized, key=key)
         if response.status != 200:
             return response
         if path == PRICING_PATH and self.raw_prices:
