@@ -3,7 +3,7 @@
 import dagster as dg
 
 from genfeed_pipeline.assets.discovery import CATALOG_GROUP
-from genfeed_pipeline.assets.usage import USAGE_DAYS, USAGE_GROUP
+from genfeed_pipeline.assets.usage import USAGE_GROUP
 
 REFRESH_TAGS = {"genfeed/pipeline": "catalog_refresh"}
 
@@ -24,7 +24,6 @@ USAGE_TAGS = {"genfeed/pipeline": "usage"}
 refresh_fal_usage = dg.define_asset_job(
     name="refresh_fal_usage",
     selection=dg.AssetSelection.groups(USAGE_GROUP),
-    partitions_def=USAGE_DAYS,
     tags=USAGE_TAGS,
     description=(
         "Read one UTC day of fal's bill into `model_usage_daily` and report that day's realized margins. "

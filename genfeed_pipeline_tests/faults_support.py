@@ -47,6 +47,7 @@ from genfeed_pipeline.db.tables import (
     ORIGINAL_COLUMNS,
     model_price_history,
     model_schema_history,
+    model_usage_daily,
     models,
     sync_runs,
 )
@@ -74,6 +75,7 @@ CATALOG_TABLES = {
     "model_schema_history": model_schema_history,
     "model_price_history": model_price_history,
     "sync_runs": sync_runs,
+    "model_usage_daily": model_usage_daily,
 }
 HISTORY_TABLES = ("models", "model_schema_history", "model_price_history")
 # Columns that record *when* something happened; a faulty run and a clean run differ only there.
@@ -90,6 +92,7 @@ TIMESTAMP_COLUMNS = frozenset(
         "source_age_seconds",
         "decided_at",
         "operator_changed_at",
+        "synced_at",
         "id",
     }
 )
@@ -563,6 +566,7 @@ class Pipeline:
             "api_key": {"env": "FAL_KEY"},
             "base_url": self.env["FAL_API_BASE_URL"],
             "openapi_url": self.env["FAL_OPENAPI_URL"],
+            **({"admin_key": {"env": "FAL_ADMIN_KEY"}} if self.env.get("FAL_ADMIN_KEY") else {}),
             **FAST_FAL,
             **overrides,
         }
@@ -594,6 +598,36 @@ class Pipeline:
         if raise_on_error:
             assert result.success
         return result
+
+    def usage(
+        self,
+        first_day: str,
+        last_day: str | None = None,
+        *,
+        fal: Mapping[str, Any] | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        """`refresh_fal_usage` over the days [first_day, last_day], as one run (as a backfill runs it)."""
+        job = self.defs.resolve_job_def("refresh_fal_usage")
+        tags = {
+            "dagster/asset_partition_range_start": first_day,
+            "dagster/asset_partition_range_end": last_day or first_day,
+        }
+        result = job.execute_in_process(
+            run_config=self.run_config(fal), instance=self.instance, tags=tags, raise_on_error=raise_on_error
+        )
+        if raise_on_error:
+            assert result.success
+        return result
+
+    def usage_rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            result = connection.execute(
+                sa.select(model_usage_daily).order_by(
+                    model_usage_daily.c.day, model_usage_daily.c.endpoint_id, model_usage_daily.c.unit
+                )
+            )
+            return [dict(row._mapping) for row in result]
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         return snapshot_tables(self.engine)

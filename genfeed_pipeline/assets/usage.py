@@ -14,11 +14,10 @@ Each day is written in its own transaction: a day fal fails to answer keeps what
 the days already written stay written.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -204,7 +203,7 @@ def _rows_of_day(
         return rows, usage_catalog(connection, sorted({row.endpoint_id for row in rows}), fetched.day)
 
 
-def _usage_metadata(rows: Sequence[UsageRow], catalog: UsageCatalog) -> dict[str, dg.RawMetadataValue]:
+def _usage_metadata(rows: Sequence[UsageRow], catalog: UsageCatalog) -> dict[str, Any]:
     endpoints = {row.endpoint_id for row in rows}
     unknown = sorted(endpoint for endpoint in endpoints if endpoint not in catalog.prices)
     fal_cost = sum((row.cost_total for row in rows), start=0)
@@ -252,9 +251,9 @@ MODEL_HEADERS = [
 ]
 
 
-def _profitability_metadata(day: DayProfitability) -> dict[str, dg.RawMetadataValue]:
+def _profitability_metadata(day: DayProfitability) -> dict[str, Any]:
     totals = day.totals
-    metadata: dict[str, dg.RawMetadataValue] = {
+    metadata: dict[str, Any] = {
         "fal_cost": float(totals.fal_cost),
         "revenue_rate_card": float(totals.revenue_rate_card or 0),
         "revenue_per_call": float(totals.revenue_per_call or 0),
