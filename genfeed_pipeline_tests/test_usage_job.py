@@ -9,7 +9,7 @@ days (unit price $0.07), so those days use it and not the catalog's current $0.0
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,17 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from genfeed_pipeline.admin.recommendations import apply_recommendations
 from genfeed_pipeline.db.tables import model_price_history, models
+from genfeed_pipeline.pricing.policy import CLOUD
 from genfeed_pipeline.report.markdown import escape
+from genfeed_pipeline.sync.store import CatalogStore
 from genfeed_pipeline_tests.fal_emulator import DEFAULT_ADMIN_KEY
 from genfeed_pipeline_tests.faults_support import Pipeline, open_pipeline
 
-D1, D2, D3 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
+TODAY = datetime.now(UTC).date()
+D1, D2, D3 = (TODAY - timedelta(days=back) for back in (4, 3, 2))  # inside the report's 30-day window
+K1, K2, K3 = (day.isoformat() for day in (D1, D2, D3))
 IDEOGRAM = "fal-ai/ideogram/v2"
 KLING = "fal-ai/kling-video/v1.6/pro/image-to-video"
 FLUX = "fal-ai/flux/dev"
@@ -44,7 +49,7 @@ def pipeline(tmp_path: Path, database_url: str | None) -> Iterator[Pipeline]:
             connection.execute(
                 model_price_history.insert().values(
                     endpoint_id=IDEOGRAM,
-                    seen_at=datetime(2026, 3, 1, 12, tzinfo=UTC),
+                    seen_at=datetime.combine(D1 - timedelta(days=1), time(12), tzinfo=UTC),
                     unit_price=Decimal("0.07"),
                     unit="image",
                     unit_raw="images",
@@ -95,7 +100,7 @@ def check_result(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckE
 
 
 def test_three_days_are_summed_priced_and_checked(pipeline: Pipeline) -> None:
-    result = pipeline.usage("2026-03-02", "2026-03-04")
+    result = pipeline.usage(K1, K3)
     rows = rows_by_key(pipeline)
     assert {day for day, _ in rows} == {D1, D3}, "D2 had no usage: no rows, yet materialized"
 
@@ -134,15 +139,15 @@ def test_three_days_are_summed_priced_and_checked(pipeline: Pipeline) -> None:
     assert unknown["revenue_rate_card"] is None and unknown["revenue_per_call"] is None
 
     usage_days = metadata_by_partition(result, "fal_usage")
-    assert set(usage_days) == {"2026-03-02", "2026-03-03", "2026-03-04"}
-    assert usage_days["2026-03-03"]["dagster/row_count"] == 0
-    assert usage_days["2026-03-02"]["fal_cost"] == pytest.approx(1.12 + 19 + 0.2 + 0.3)
-    assert usage_days["2026-03-02"]["unknown_endpoint_count"] == 1
-    assert escape(UNKNOWN) in usage_days["2026-03-02"]["unknown_endpoints"]
+    assert set(usage_days) == {K1, K2, K3}
+    assert usage_days[K2]["dagster/row_count"] == 0
+    assert usage_days[K1]["fal_cost"] == pytest.approx(1.12 + 19 + 0.2 + 0.3)
+    assert usage_days[K1]["unknown_endpoint_count"] == 1
+    assert escape(UNKNOWN) in usage_days[K1]["unknown_endpoints"]
 
     profit_days = metadata_by_partition(result, "usage_profitability")
     assert set(profit_days) == set(usage_days)
-    day1 = profit_days["2026-03-02"]
+    day1 = profit_days[K1]
     for name in ("fal_cost", "revenue_rate_card", "revenue_per_call", "realized_margin"):
         assert isinstance(day1[name], float), name
     # As billed: the rate card for all three known models; the unknown model's cost has no revenue.
@@ -157,8 +162,8 @@ def test_three_days_are_summed_priced_and_checked(pipeline: Pipeline) -> None:
     assert not billed.passed
     flagged = billed.metadata["flagged"].value.records
     assert {(r.data["day"], r.data["endpoint_id"]) for r in flagged} == {
-        ("2026-03-02", IDEOGRAM),
-        ("2026-03-04", IDEOGRAM),
+        (K1, IDEOGRAM),
+        (K3, IDEOGRAM),
     }, "billed $0.08 against the day's $0.07 (14%); kling and flux billed their catalog price"
     assert (
         flagged[0].data["billed_unit_price"] == "$0.08" and flagged[0].data["catalog_unit_price"] == "$0.07"
@@ -173,33 +178,33 @@ def test_three_days_are_summed_priced_and_checked(pipeline: Pipeline) -> None:
     }
     # D1 ideogram per call: 15 images in 12 requests, (2.8008 − 1.12) ÷ 2.8008 = 60.0% < 65%; kling per
     # call loses money; flux: 70%. D3 ideogram: one image a request, (0.9336 − 0.32) ÷ 0.9336 = 65.7%.
-    assert flagged_margins == {("2026-03-02", IDEOGRAM), ("2026-03-02", KLING)}
+    assert flagged_margins == {(K1, IDEOGRAM), (K1, KLING)}
 
 
 def test_a_day_run_again_replaces_it_exactly(pipeline: Pipeline) -> None:
-    pipeline.usage("2026-03-02")
+    pipeline.usage(K1)
     first = rows_by_key(pipeline)
-    pipeline.usage("2026-03-02")
+    pipeline.usage(K1)
     assert rows_by_key(pipeline) == {
         key: {**row, "synced_at": rows_by_key(pipeline)[key]["synced_at"]} for key, row in first.items()
     }, "a re-run of the same figures changes nothing but synced_at"
     pipeline.emulator.usage.clear_day(D1)
     pipeline.emulator.usage.add_line(D1, IDEOGRAM, "images", 2, "0.08")
     pipeline.emulator.usage.set_requests(D1, IDEOGRAM, 2)
-    pipeline.usage("2026-03-02")
+    pipeline.usage(K1)
     rows = rows_by_key(pipeline)
     assert list(rows) == [(D1, IDEOGRAM)], "fal's corrected day replaces the day, nothing is added to it"
     assert rows[(D1, IDEOGRAM)]["quantity"] == 2 and rows[(D1, IDEOGRAM)]["requests"] == 2
 
 
 def test_profitability_alone_reads_the_stored_day(pipeline: Pipeline) -> None:
-    pipeline.usage("2026-03-02")
+    pipeline.usage(K1)
     before = len(pipeline.emulator.requests)
     job = pipeline.defs.resolve_job_def("refresh_fal_usage")
     result = job.execute_in_process(
         run_config=pipeline.run_config(),
         instance=pipeline.instance,
-        partition_key="2026-03-02",
+        partition_key=K1,
         asset_selection=[dg.AssetKey("usage_profitability")],
     )
     assert result.success
@@ -215,7 +220,7 @@ def test_without_the_admin_key_nothing_is_materialized(pipeline: Pipeline) -> No
     result = job.execute_in_process(
         run_config={**pipeline.run_config(), "resources": {"fal": {"config": config}}},
         instance=pipeline.instance,
-        partition_key="2026-03-02",
+        partition_key=K1,
     )
     assert result.success, "no admin key is not an error: the job succeeds"
     assert pipeline.usage_rows() == []
@@ -230,3 +235,59 @@ def test_without_the_admin_key_nothing_is_materialized(pipeline: Pipeline) -> No
     assert pipeline.instance.get_materialized_partitions(dg.AssetKey("fal_usage")) == set(), (
         "a later backfill must still find the day missing"
     )
+
+
+ULTRA = "fal-ai/flux-pro/v1.1-ultra"
+
+
+def test_the_catalog_report_and_recommendations_read_the_last_30_days(pipeline: Pipeline) -> None:
+    # fal bills the ultra model by compute seconds ($1.00) where the catalog sells it per image: the two
+    # requests bring 2 × ($0.06 ÷ 0.3 = $0.20) = $0.40, a loss as billed.
+    pipeline.emulator.usage.add_line(D2, ULTRA, "compute seconds", 100, "0.01")
+    pipeline.emulator.usage.set_requests(D2, ULTRA, 2)
+    pipeline.usage(K1, K3)
+    result = pipeline.refresh()
+    report = result.output_for_node("profitability_report")
+    lines = report.set_index("endpoint_id")
+
+    ultra = lines.loc[ULTRA]
+    assert ultra["recommendation"] == "disable"
+    assert (
+        "loses money as billed" in ultra["reason"] and "$1" in ultra["reason"] and "$0.4" in ultra["reason"]
+    )
+    assert ultra["realized_fal_cost"] == Decimal(1) and ultra["realized_requests"] == 2
+
+    # kling: 40 s a request where the per-call price assumes the default; the rate card still earns 70%.
+    kling = lines.loc[KLING]
+    assert kling["recommendation"] == "reprice"
+    assert kling["suggested_price"] == Decimal("12.6667")  # $19 ÷ 5 requests = $3.80; ÷ 0.3, up to $0.0001
+    assert kling["realized_cost_per_request"] == Decimal("3.8")
+    # ideogram: 15 images in 12 requests on D1, 4 in 4 on D3 → per call (3.7344 − 1.44) ÷ 3.7344 = 61.4%.
+    ideogram = lines.loc[IDEOGRAM]
+    assert ideogram["recommendation"] == "reprice"
+    assert ideogram["suggested_price"] == Decimal("0.3")  # $1.44 ÷ 16 = $0.09 ÷ 0.3
+    assert lines.loc[FLUX]["recommendation"] not in ("reprice", "disable"), "flux earns 70% both ways"
+
+    (materialization,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("profitability_report")
+    ]
+    summary = materialization.metadata["summary"].value
+    assert "Realized, last 30 days" in summary and "Realized margin by day" not in summary  # it is an image
+    assert "data:image/svg+xml;base64," in summary
+    assert isinstance(materialization.metadata["realized_margin_30d"].value, float)
+
+    applied = apply_recommendations(
+        CatalogStore(pipeline.engine), CLOUD, actor="data-team", dry_run=False, actions=["disable"]
+    )
+    outcomes = {(line["endpoint_id"], line["action"]): line["outcome"] for line in applied.records()}
+    assert outcomes[(ULTRA, "disable")] == "applied"
+    assert outcomes[(KLING, "reprice")] == "listed only", "prices belong to people: never applied"
+    with pipeline.engine.connect() as connection:
+        enabled = dict(connection.execute(sa.select(models.c.id, models.c.enabled)).all())
+        kling_price = connection.execute(
+            sa.select(models.c.price_per_call).where(models.c.id == KLING)
+        ).scalar()
+    assert enabled[ULTRA] is False
+    assert kling_price != Decimal("12.6667")

@@ -35,6 +35,7 @@ from genfeed_pipeline.db.tables import ModelRow
 from genfeed_pipeline.pricing import PricingPolicy, money_text, price_per_call
 from genfeed_pipeline.report.profitability import build_report, recommendations
 from genfeed_pipeline.sync.store import CatalogStore
+from genfeed_pipeline.usage.store import RealizedWindow, load_realized
 
 APPLICABLE = ("enable", "disable")
 REPRICE_NOTE = "fixed prices belong to people: never applied automatically, set it in GenFeed's admin"
@@ -100,8 +101,11 @@ class RecommendationsOutcome:
         return lines
 
 
-def report_for(rows: Mapping[str, ModelRow], policy: PricingPolicy) -> pd.DataFrame:
-    """`build_report` over the synced fal rows (rows GenFeed's app added join as the report's own)."""
+def report_for(
+    rows: Mapping[str, ModelRow], policy: PricingPolicy, realized: RealizedWindow | None = None
+) -> pd.DataFrame:
+    """`build_report` over the synced fal rows (rows GenFeed's app added join as the report's own), with
+    the last 30 days of fal's bill where usage is stored."""
     priced = {
         endpoint_id: priced_from_row(row, policy)
         for endpoint_id, row in rows.items()
@@ -112,6 +116,7 @@ def report_for(rows: Mapping[str, ModelRow], policy: PricingPolicy) -> pd.DataFr
         rows,
         policy=policy,
         policy_enabled={endpoint_id: bool(rows[endpoint_id].get("policy_enabled")) for endpoint_id in priced},
+        realized={model.endpoint_id: model for model in realized.figures.models} if realized else None,
     )
 
 
@@ -140,9 +145,10 @@ def review(
     *,
     allowed: Collection[str] = APPLICABLE,
     endpoint_ids: Sequence[str] = (),
+    realized: RealizedWindow | None = None,
 ) -> list[ReviewedRecommendation]:
     """Each recommendation of the report, with whether it would be applied and why not."""
-    todo = recommendations(report_for(rows, policy))
+    todo = recommendations(report_for(rows, policy, realized))
     if endpoint_ids:
         todo = todo[todo["endpoint_id"].isin(list(endpoint_ids))]
     reviewed = []
@@ -150,7 +156,9 @@ def review(
         row = rows[item["endpoint_id"]]
         cost = _decimal(item["fal_cost"])
         if item["recommendation"] == "reprice":
-            suggested = price_per_call(cost, policy) if cost is not None else None
+            suggested = _decimal(item["suggested_price"])
+            if suggested is None and cost is not None:
+                suggested = price_per_call(cost, policy)
             target = f" (≥ {money_text(suggested)} at the target margin)" if suggested is not None else ""
             note: str | None = REPRICE_NOTE + target
             apply = False
@@ -195,8 +203,13 @@ def apply_recommendations(
     at = now or utc_now()
     with catalog_transaction(store, dry_run=dry_run) as connection:
         rows = load_rows(connection, with_schemas=True)
+        realized = load_realized(connection, at.date())
         outcome = RecommendationsOutcome(
-            review(rows, policy, allowed=allowed, endpoint_ids=endpoint_ids), [], dry_run, actor, at
+            review(rows, policy, allowed=allowed, endpoint_ids=endpoint_ids, realized=realized),
+            [],
+            dry_run,
+            actor,
+            at,
         )
         for item in outcome.to_apply:
             planned = plan_change(

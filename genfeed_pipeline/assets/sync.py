@@ -11,6 +11,7 @@ from genfeed_pipeline.assets.discovery import CATALOG_FRESHNESS, CATALOG_GROUP, 
 from genfeed_pipeline.assets.metadata import preview_table, source_metadata
 from genfeed_pipeline.assets.values import PricedCatalog, SyncedChange, SyncSummary
 from genfeed_pipeline.clock import utc_now
+from genfeed_pipeline.pricing.money import money_text
 from genfeed_pipeline.report import charts, markdown
 from genfeed_pipeline.report.profitability import (
     build_report,
@@ -30,6 +31,7 @@ from genfeed_pipeline.resources import (
 from genfeed_pipeline.sync.enabled import managed, row_state
 from genfeed_pipeline.sync.events import sync_change_items
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
+from genfeed_pipeline.usage.store import RealizedWindow, load_realized
 
 
 class SyncConfig(dg.Config):
@@ -61,13 +63,17 @@ def profitability_report(
 
     Covers this run's dynamic-priced models and every fixed-price row already in the `models` table.
     """
-    rows = database.store().current_rows()
+    store = database.store()
+    rows = store.current_rows()
+    with store.reading() as connection:
+        realized = load_realized(connection, utc_now().date())
     policy = pricing.policy()
     report = build_report(
         priced_models.models,
         rows,
         policy=policy,
         policy_enabled={eid: m.enable_policy.enabled for eid, m in priced_models.models.items()},
+        realized={model.endpoint_id: model for model in realized.figures.models} if realized else None,
     )
     by_category = summarize_by_category(report)
     todo = recommendations(report)
@@ -92,6 +98,7 @@ def profitability_report(
                 charts.bar_chart_svg("Models by fal cost per call", cost_distribution(report)),
                 "cost distribution",
             ),
+            realized_section(realized),
             "### Recommendations\n"
             + markdown.table(todo.itertuples(index=False), list(todo.columns), limit=40),
         ]
@@ -103,7 +110,47 @@ def profitability_report(
         "fixed_price_below_cost": dg.MetadataValue.json(fixed_below_cost["endpoint_id"].tolist()),
         "dagster/row_count": dg.MetadataValue.int(len(report)),
     }
+    if realized is not None and realized.figures.totals.margin is not None:
+        metadata["realized_margin_30d"] = dg.MetadataValue.float(float(realized.figures.totals.margin))
     return dg.Output(report, metadata=metadata)
+
+
+def realized_section(realized: RealizedWindow | None) -> str:
+    """The report's "Realized" part: what fal billed over the last 30 days against what GenFeed charged."""
+    if realized is None:
+        return "### Realized, last 30 days\nNo usage stored (it needs FAL_ADMIN_KEY and `refresh_fal_usage`)."
+    figures = realized.figures
+    totals = figures.totals
+    by_type = [
+        [
+            kind.model_type,
+            kind.models,
+            kind.figures.requests,
+            money_text(kind.figures.revenue),
+            money_text(kind.figures.fal_cost),
+            f"{kind.figures.margin * 100:.1f}%" if kind.figures.margin is not None else "-",
+        ]
+        for kind in figures.by_type
+    ]
+    margin = f"{totals.margin * 100:.1f}%" if totals.margin is not None else "-"
+    return "\n\n".join(
+        [
+            f"### Realized, last 30 days ({figures.first_day} to {figures.last_day})\n"
+            f"Revenue {money_text(totals.revenue)} as billed, fal cost {money_text(totals.fal_cost)} "
+            f"({money_text(totals.unpriced_cost)} of it without revenue), realized margin {margin}.",
+            markdown.table(
+                by_type, ["type", "models", "requests", "revenue", "fal cost", "margin"], limit=None
+            ),
+            charts.markdown_image(
+                charts.line_chart_svg(
+                    "Realized margin by day",
+                    [(day.isoformat(), float(value * 100)) for day, value in realized.daily_margins],
+                    "%",
+                ),
+                "realized margin by day",
+            ),
+        ]
+    )
 
 
 @dg.asset(

@@ -40,10 +40,10 @@ from genfeed_pipeline.usage.daily import UsageRow, price_usage_day
 from genfeed_pipeline.usage.realized import (
     MARGIN_SLACK,
     BilledPriceReview,
-    DayProfitability,
     MarginReview,
     ModelRealized,
-    day_profitability,
+    Profitability,
+    profitability,
     review_billed_prices,
     review_realized_margins,
 )
@@ -161,15 +161,15 @@ def fal_usage_days(
             if BILLED_PRICE_CHECK in checks:
                 billed.append((day, review_billed_prices(rows, catalog.prices)))
             if USAGE_PROFITABILITY in selected or MARGIN_CHECK in checks:
-                profitability = day_profitability(day, rows, catalog.model_types)
+                figures = profitability(day, day, rows, catalog.model_types)
                 if USAGE_PROFITABILITY in selected:
                     yield dg.AssetMaterialization(
                         asset_key=USAGE_PROFITABILITY,
                         partition=day.isoformat(),
-                        metadata=_profitability_metadata(profitability),
+                        metadata=_profitability_metadata(figures),
                     )
                 if MARGIN_CHECK in checks:
-                    margins.append((day, review_realized_margins(profitability, policy)))
+                    margins.append((day, review_realized_margins(figures, policy)))
         if failures:
             first = failures[0]
             failed_days = ", ".join(failure.day.isoformat() for failure in failures)
@@ -251,7 +251,7 @@ MODEL_HEADERS = [
 ]
 
 
-def _profitability_metadata(day: DayProfitability) -> dict[str, Any]:
+def _profitability_metadata(day: Profitability) -> dict[str, Any]:
     totals = day.totals
     metadata: dict[str, Any] = {
         "fal_cost": float(totals.fal_cost),

@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from genfeed_pipeline.pricing import PricedModel, PricingPolicy, money_text, price_per_call
+from genfeed_pipeline.pricing.money import stored
+from genfeed_pipeline.usage.realized import ModelRealized, realized_advice
 
 MODEL_COLUMNS = [
     "endpoint_id",
@@ -32,6 +34,12 @@ MODEL_COLUMNS = [
     "unit",
     "recommendation",
     "reason",
+    "suggested_price",
+    "realized_requests",
+    "realized_fal_cost",
+    "realized_revenue",
+    "realized_margin_pct",
+    "realized_cost_per_request",
 ]
 
 
@@ -66,7 +74,11 @@ def recommend(
     fixed_price: Decimal | None,
     policy: PricingPolicy,
     policy_enabled: bool,
+    realized: ModelRealized | None = None,
 ) -> Recommendation | None:
+    """One recommendation per model: fal's catalog first (a fixed price below cost, removed, invalid,
+    deprecated), then what the last 30 days of fal's bill say (`usage.realized.realized_advice`), then
+    enabling what the policy allows."""
     endpoint_id = priced.model.endpoint_id if priced else str(row["id"]) if row else ""
     enabled = bool(row.get("enabled")) if row else policy_enabled
     status = (row or {}).get("status") or (priced.model.status if priced else "active")
@@ -86,6 +98,11 @@ def recommend(
         return Recommendation(endpoint_id, "disable", "; ".join(priced.validation_errors))
     if enabled and status == "deprecated":
         return Recommendation(endpoint_id, "disable", "deprecated by fal")
+    advice = realized_advice(realized, policy, fixed_price=fixed_price) if realized is not None else None
+    if advice is not None and (advice.action == "reprice" or enabled):
+        return Recommendation(endpoint_id, advice.action, advice.reason, advice.suggested_price)
+    if advice is not None:
+        return None
     if not enabled and priced is not None and policy_enabled and status == "active" and fixed_price is None:
         margin = priced.margin_pct
         detail = f" at {margin:.0f}% margin" if margin is not None else ""
@@ -99,8 +116,11 @@ def build_report(
     *,
     policy: PricingPolicy,
     policy_enabled: Mapping[str, bool],
+    realized: Mapping[str, ModelRealized] | None = None,
 ) -> pd.DataFrame:
-    """One line per model: this run's catalog plus every fixed-price row of the table."""
+    """One line per model: this run's catalog plus every fixed-price row of the table, with the realized
+    figures of the last 30 days where fal's bill has them (`realized`, by endpoint id)."""
+    realized = realized or {}
     records: list[dict[str, Any]] = []
     for endpoint_id, priced in priced_models.items():
         row = rows.get(endpoint_id)
@@ -113,6 +133,7 @@ def build_report(
             fixed_price=fixed,
             policy=policy,
             policy_enabled=policy_enabled.get(endpoint_id, False),
+            realized=realized.get(endpoint_id),
         )
         records.append(
             {
@@ -131,13 +152,22 @@ def build_report(
                 "unit": priced.unit,
                 "recommendation": recommendation.action if recommendation else None,
                 "reason": recommendation.reason if recommendation else None,
+                "suggested_price": recommendation.suggested_price if recommendation else None,
+                **_realized_columns(realized.get(endpoint_id)),
             }
         )
     for endpoint_id, row in rows.items():
         if endpoint_id in priced_models:
             continue
         fixed = fixed_price_of(row.get("pricing"))
-        recommendation = recommend(None, row, fixed_price=fixed, policy=policy, policy_enabled=False)
+        recommendation = recommend(
+            None,
+            row,
+            fixed_price=fixed,
+            policy=policy,
+            policy_enabled=False,
+            realized=realized.get(endpoint_id),
+        )
         if fixed is None and row.get("status") != "removed" and recommendation is None:
             continue
         records.append(
@@ -157,12 +187,30 @@ def build_report(
                 "unit": row.get("unit"),
                 "recommendation": recommendation.action if recommendation else None,
                 "reason": recommendation.reason if recommendation else None,
+                "suggested_price": recommendation.suggested_price if recommendation else None,
+                **_realized_columns(realized.get(endpoint_id)),
             }
         )
         margin, margin_pct = _margin(records[-1]["genfeed_price"], records[-1]["fal_cost"])
         records[-1] |= {"margin_usd": margin, "margin_pct": margin_pct}
     frame = pd.DataFrame.from_records(records, columns=MODEL_COLUMNS)
     return frame.sort_values(["category", "endpoint_id"], kind="stable").reset_index(drop=True)
+
+
+def _realized_columns(model: ModelRealized | None) -> dict[str, Any]:
+    if model is None:
+        return dict.fromkeys(
+            ("realized_requests", "realized_fal_cost", "realized_revenue", "realized_margin_pct"), None
+        ) | {"realized_cost_per_request": None}
+    figures = model.figures
+    per_request = stored(figures.fal_cost / figures.requests) if figures.requests else None
+    return {
+        "realized_requests": figures.requests,
+        "realized_fal_cost": figures.fal_cost,
+        "realized_revenue": figures.revenue,
+        "realized_margin_pct": float(figures.margin * 100) if figures.margin is not None else None,
+        "realized_cost_per_request": per_request,
+    }
 
 
 def summarize_by_category(report: pd.DataFrame) -> pd.DataFrame:
@@ -194,9 +242,8 @@ def _median(values: list[Decimal]) -> Decimal | None:
 
 
 def recommendations(report: pd.DataFrame) -> pd.DataFrame:
-    return report[report["recommendation"].notna()][
-        ["endpoint_id", "category", "recommendation", "reason", "fal_cost", "genfeed_price"]
-    ].reset_index(drop=True)
+    columns = ["endpoint_id", "category", "recommendation", "reason", "fal_cost", "genfeed_price"]
+    return report[report["recommendation"].notna()][[*columns, "suggested_price"]].reset_index(drop=True)
 
 
 COST_BUCKETS = (

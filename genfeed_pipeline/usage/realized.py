@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from genfeed_pipeline.pricing.policy import PricingPolicy
+from genfeed_pipeline.pricing.money import money_text, stored
+from genfeed_pipeline.pricing.policy import PricingPolicy, price_per_call
 from genfeed_pipeline.usage.daily import DayPrice, UsageRow, realized_margin, same_unit
 
 ZERO = Decimal(0)
@@ -112,10 +113,12 @@ class TypeRealized:
 
 
 @dataclass(frozen=True)
-class DayProfitability:
-    """`usage_profitability` of one day."""
+class Profitability:
+    """Realized figures over [first_day, last_day]: one day for `usage_profitability`, a window for the
+    catalog's report."""
 
-    day: date
+    first_day: date
+    last_day: date
     totals: Realized
     models: list[ModelRealized]  # by fal cost, highest first
     by_type: list[TypeRealized]
@@ -126,9 +129,9 @@ class DayProfitability:
         return [model for model in self.models if model.loses_money]
 
 
-def day_profitability(
-    day: date, rows: Sequence[UsageRow], model_types: Mapping[str, str]
-) -> DayProfitability:
+def profitability(
+    first_day: date, last_day: date, rows: Sequence[UsageRow], model_types: Mapping[str, str]
+) -> Profitability:
     by_endpoint: dict[str, list[UsageRow]] = defaultdict(list)
     for row in rows:
         by_endpoint[row.endpoint_id].append(row)
@@ -153,8 +156,9 @@ def day_profitability(
         TypeRealized(model_type=kind, models=by_type_models[kind], figures=realize(kind_rows))
         for kind, kind_rows in sorted(by_type_rows.items())
     ]
-    return DayProfitability(
-        day=day,
+    return Profitability(
+        first_day=first_day,
+        last_day=last_day,
         totals=realize(rows),
         models=models,
         by_type=by_type,
@@ -258,9 +262,9 @@ class MarginReview:
     flagged: list[MarginFinding]
 
 
-def review_realized_margins(profitability: DayProfitability, policy: PricingPolicy) -> MarginReview:
+def review_realized_margins(figures: Profitability, policy: PricingPolicy) -> MarginReview:
     if not policy.is_cloud:
-        return MarginReview(target=None, threshold=None, checked=len(profitability.models), flagged=[])
+        return MarginReview(target=None, threshold=None, checked=len(figures.models), flagged=[])
     threshold = policy.margin - MARGIN_SLACK
     flagged = [
         MarginFinding(
@@ -272,12 +276,78 @@ def review_realized_margins(profitability: DayProfitability, policy: PricingPoli
             revenue_per_call=model.figures.revenue_per_call,
             margin_per_call=model.figures.margin_per_call,
         )
-        for model in profitability.models
+        for model in figures.models
         if any(
             margin is not None and margin < threshold
             for margin in (model.figures.margin_rate_card, model.figures.margin_per_call)
         )
     ]
     return MarginReview(
-        target=policy.margin, threshold=threshold, checked=len(profitability.models), flagged=flagged
+        target=policy.margin, threshold=threshold, checked=len(figures.models), flagged=flagged
+    )
+
+
+# -- what the catalog's report makes of the last 30 days -------------------------------------------
+
+
+REALIZED_WINDOW_DAYS = 30
+
+
+def realized_window(today: date) -> tuple[date, date]:
+    """The last 30 complete UTC days before `today`."""
+    return today - timedelta(days=REALIZED_WINDOW_DAYS), today - timedelta(days=1)
+
+
+def daily_margins(rows: Sequence[UsageRow]) -> list[tuple[date, Decimal]]:
+    """Each day's realized margin as billed (days without revenue are left out)."""
+    by_day: dict[date, list[UsageRow]] = defaultdict(list)
+    for row in rows:
+        by_day[row.day].append(row)
+    margins = []
+    for day, day_rows in sorted(by_day.items()):
+        margin = realize(day_rows).margin
+        if margin is not None:
+            margins.append((day, margin))
+    return margins
+
+
+@dataclass(frozen=True)
+class RealizedAdvice:
+    action: str  # "disable" | "reprice"
+    reason: str
+    suggested_price: Decimal | None = None
+
+
+def realized_advice(
+    model: ModelRealized, policy: PricingPolicy, *, fixed_price: Decimal | None = None
+) -> RealizedAdvice | None:
+    """What the realized figures ask of a model, cloud only (core prices at cost: there is no margin).
+
+    * `disable`: it loses money as GenFeed bills it (revenue as billed below fal's cost).
+    * `reprice`: its per-call price earns less than the target margin − 0.05, typically because its
+      requests bill more units than the schema's defaults (longer videos, larger images); the suggested
+      price is the policy's price for the realized cost per request.
+    """
+    if not policy.is_cloud:
+        return None
+    figures = model.figures
+    if figures.margin is not None and figures.margin < 0:
+        return RealizedAdvice(
+            "disable",
+            f"loses money as billed: fal cost {money_text(figures.cost_with_revenue)} against revenue "
+            f"{money_text(figures.revenue)} ({figures.margin * 100:.1f}% realized margin)",
+        )
+    threshold = policy.margin - MARGIN_SLACK
+    per_call = figures.margin_per_call
+    if per_call is None or per_call >= threshold or not figures.requests:
+        return None
+    cost_per_request = figures.cost_per_call / figures.requests
+    suggested = price_per_call(cost_per_request, policy)
+    if fixed_price is not None and fixed_price >= suggested:
+        return None
+    return RealizedAdvice(
+        "reprice",
+        f"requests cost fal {money_text(stored(cost_per_request))} each on average: the price per call "
+        f"earns {per_call * 100:.1f}%, below {threshold * 100:.0f}%",
+        suggested,
     )

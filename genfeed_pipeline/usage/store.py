@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -17,6 +18,7 @@ from genfeed_pipeline.db.tables import model_price_history, model_usage_daily, m
 from genfeed_pipeline.report.profitability import fixed_price_of
 from genfeed_pipeline.sync.store import require_migrated
 from genfeed_pipeline.usage.daily import DayPrice, UsageRow, day_bounds
+from genfeed_pipeline.usage.realized import Profitability, daily_margins, profitability, realized_window
 
 USAGE_LOCK_CLASS = 724_502  # arbitrary, fixed: the first key of "one day of model_usage_daily"
 IN_BATCH = 500
@@ -111,3 +113,23 @@ def load_usage(connection: sa.Connection, first_day: date, last_day: date) -> li
 def _batches(endpoint_ids: Sequence[str]) -> list[Sequence[str]]:
     ordered = sorted(set(endpoint_ids))
     return [ordered[index : index + IN_BATCH] for index in range(0, len(ordered), IN_BATCH)]
+
+
+@dataclass(frozen=True)
+class RealizedWindow:
+    """The last 30 days of fal's bill, for the catalog's report and recommendations."""
+
+    figures: Profitability
+    daily_margins: list[tuple[date, Decimal]]
+
+
+def load_realized(connection: sa.Connection, today: date) -> RealizedWindow | None:
+    """The realized figures of the 30 complete days before `today`; None when no usage is stored."""
+    first_day, last_day = realized_window(today)
+    rows = load_usage(connection, first_day, last_day)
+    if not rows:
+        return None
+    model_types = usage_catalog(connection, sorted({row.endpoint_id for row in rows}), last_day).model_types
+    return RealizedWindow(
+        figures=profitability(first_day, last_day, rows, model_types), daily_margins=daily_margins(rows)
+    )
