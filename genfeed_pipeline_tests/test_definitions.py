@@ -26,6 +26,7 @@ CATALOG_ASSETS = (
     "profitability_report",
     "models_table",
 )
+USAGE_ASSETS = ("fal_usage", "usage_profitability")
 
 
 def settings_for(data_dir: Path, emulator: FalEmulator | None = None, **env: str) -> PipelineSettings:
@@ -42,8 +43,10 @@ def test_package_exports_the_definitions() -> None:
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(CATALOG_ASSETS)
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {*CATALOG_ASSETS, *USAGE_ASSETS}
     assert {key.name for key in graph.asset_check_keys} == {
+        "billed_unit_price_matches_catalog",
+        "realized_margin_below_target",
         "catalog_completeness",
         "breaking_schema_changes",
         "pricing_drift",
@@ -72,6 +75,18 @@ def test_package_exports_the_definitions() -> None:
     assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "refresh_fal_catalog"
+    usage_job = defs.resolve_job_def("refresh_fal_usage")
+    assert isinstance(usage_job.partitions_def, dg.DailyPartitionsDefinition)
+    assert usage_job.partitions_def.timezone == "UTC"
+    assert usage_job.partitions_def.start.date().isoformat() == "2026-01-01"
+    for name in USAGE_ASSETS:
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == "fal_usage" and node.partitions_def == usage_job.partitions_def
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    usage_schedule = defs.resolve_schedule_def("refresh_fal_usage_schedule")
+    assert usage_schedule.job_name == "refresh_fal_usage" and usage_schedule.execution_timezone == "UTC"
+    assert usage_schedule.cron_schedule == "0 2 * * *"
+    assert usage_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     sensors = {sensor.name: sensor for sensor in defs.sensors}
     assert set(sensors) == {"alert_on_failed_checks", "alert_on_failed_refresh", "alert_on_overdue_catalog"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())

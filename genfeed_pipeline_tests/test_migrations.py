@@ -310,6 +310,7 @@ CATALOG_TABLES = (
     "model_price_history",
     "sync_runs",
     "model_admin_actions",
+    "model_usage_daily",
     "alembic_version",  # the schema revision: without it `migrate` would run revision 1 again
 )
 
@@ -359,6 +360,25 @@ def test_backup_and_restore_of_the_catalog_tables(
                         "status": "accepted",
                         "mapped_hash": "b" * 64,
                         "input_schema": FAL_ROW["input_schema"],
+                    }
+                ],
+            )
+            connection.execute(
+                tables.model_usage_daily.insert(),
+                [
+                    {
+                        "day": FAL_ROW["price_seen_at"].date(),
+                        "endpoint_id": FAL_ROW["id"],
+                        "unit": "megapixels",
+                        "quantity": Decimal(8),
+                        "unit_price": Decimal("0.025"),
+                        "cost_subtotal": Decimal("0.2"),
+                        "cost_discount": Decimal(0),
+                        "cost_total": Decimal("0.2"),
+                        "requests": 8,
+                        "revenue_rate_card": Decimal("0.666672"),
+                        "price_assumed": False,
+                        "synced_at": FAL_ROW["price_seen_at"],
                     }
                 ],
             )
