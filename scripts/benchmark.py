@@ -2,6 +2,9 @@
 
     .venv/bin/python scripts/benchmark.py [--sizes 1500 15000] [--postgres-url URL] [--readers 1000]
 
+At 1,500 endpoints it also backfills 90 days of fal usage through `genfeed-catalog usage` into PostgreSQL
+(`--usage-days`, `--only-usage`).
+
 Starts the project's fal emulator in its own process with 100 ms added to every request, serving clones
 of the real endpoints that have an OpenAPI document (each clone its own id, document and price), and
 prints one markdown table. Conditions: schema batches of 10 ids, price batches of 50, 8 requests in
@@ -24,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,6 +53,7 @@ LATENCY = 0.1
 IN_FLIGHT = 8
 LIST_PAGE = 1000
 API_KEY = "benchmark-key-id:benchmark-key-secret"
+ADMIN_KEY = "benchmark-admin-key-id:benchmark-admin-key-secret"
 
 
 @dataclass
@@ -72,7 +76,7 @@ class Results:
 
 
 @contextmanager
-def emulator(size: int) -> Iterator[tuple[str, str]]:
+def emulator(size: int, usage_days: int = 0) -> Iterator[tuple[str, str]]:
     port = _free_port()
     command = [
         sys.executable,
@@ -87,6 +91,10 @@ def emulator(size: int) -> Iterator[tuple[str, str]]:
         "--documented-only",
         "--api-key",
         API_KEY,
+        "--admin-key",
+        ADMIN_KEY,
+        "--usage-days",
+        str(usage_days),
     ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -206,6 +214,68 @@ def dagster_refresh(base_url: str, openapi_url: str, workdir: Path) -> tuple[flo
     maxrss_kb = int(next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("MAXRSS")))
     summary = json.loads(done.stdout[done.stdout.index("{") :])
     return seconds, maxrss_kb / 1024, summary
+
+
+def cli_in_process(env: dict[str, str], *args: str) -> tuple[float, float, dict]:
+    """`genfeed-catalog ARGS --json` in its own process: wall time, peak memory (MB) and the summary."""
+    script = (
+        "import resource, sys; from genfeed_pipeline.cli import main; code = main(sys.argv[1:]);"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+        "sys.exit(code)"
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args, "--json"], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"genfeed-catalog {args[0]} failed: {done.stderr[-3000:]}")
+    maxrss_kb = int(next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("MAXRSS")))
+    return seconds, maxrss_kb / 1024, json.loads(done.stdout[done.stdout.index("{") :])
+
+
+def usage_backfill(size: int, days: int, results: Results, postgres_url: str) -> None:
+    """`genfeed-catalog usage` over `days` days of generated usage for every priced endpoint, into
+    PostgreSQL after a refresh of the catalog. Its floor: every usage and analytics request at 8 in flight,
+    plus the usage pages of one day, which follow each other (each needs the previous page's cursor)."""
+    url, drop = postgres_database(postgres_url)
+    try:
+        with (
+            emulator(size, usage_days=days) as (base_url, openapi_url),
+            tempfile.TemporaryDirectory() as scratch,
+        ):
+            workdir = Path(scratch)
+            (workdir / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("GENFEED_", "FAL_", "DAGSTER_"))},
+                "FAL_KEY": API_KEY,
+                "FAL_ADMIN_KEY": ADMIN_KEY,
+                "FAL_API_BASE_URL": base_url,
+                "FAL_OPENAPI_URL": openapi_url,
+                "GENFEED_DATABASE_URL": url,
+                "GENFEED_DATA_DIR": str(workdir / "data"),
+                "DAGSTER_HOME": str(workdir),
+            }
+            cli_in_process(env, "refresh")
+            today = datetime.now(UTC).date()
+            first, last = today - timedelta(days=days), today - timedelta(days=1)
+            seconds, peak_mb, summary = cli_in_process(env, "usage", "--from", str(first), "--to", str(last))
+    finally:
+        drop()
+    written = summary["days"]
+    if len(written) != days:
+        raise RuntimeError(f"usage wrote {len(written)} of {days} days")
+    requests = sum(day["usage_pages"] + day["analytics_requests"] for day in written)
+    floor = (math.ceil(requests / IN_FLIGHT) + max(day["usage_pages"] for day in written)) * LATENCY
+    rows = sum(day["rows"] for day in written)
+    results.put(
+        f"usage backfill, {days} days (genfeed-catalog usage, own process)",
+        size,
+        f"{seconds:.1f} s (floor {floor:.1f} s, ×{seconds / floor:.2f}; {requests:,} requests)",
+        "≤ 1.5 × floor",
+    )
+    results.put("usage rows written into PostgreSQL", size, f"{rows / seconds:,.0f} rows/s ({rows:,} rows)")
+    results.put("peak memory of the usage backfill", size, f"{peak_mb:,.0f} MB", "≤ 500 MB")
 
 
 def evaluate_all(requests: list[tuple[dict, dict]], rounds: int) -> None:
@@ -346,10 +416,15 @@ def main() -> int:
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--readers", type=int, default=1000)
+    parser.add_argument("--usage-days", type=int, default=90, help="days of the usage backfill (0: none)")
+    parser.add_argument("--only-usage", action="store_true", help="measure the usage backfill only")
     args = parser.parse_args()
     results = Results()
     for size in args.sizes:
-        bench(size, results, None if args.no_postgres else args.postgres_url, args.readers)
+        if not args.only_usage:
+            bench(size, results, None if args.no_postgres else args.postgres_url, args.readers)
+        if args.usage_days and size <= 1500 and not args.no_postgres:
+            usage_backfill(size, args.usage_days, results, args.postgres_url)
     print(
         f"\nBenchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -21,7 +21,7 @@ from genfeed_pipeline.settings import usage_start_date
 if TYPE_CHECKING:
     import dagster as dg
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 1.0
 
 
 def usage_job() -> dg.JobDefinition:
@@ -62,6 +62,8 @@ def _day_line(day: str, metadata: dict[str, Any]) -> dict[str, Any]:
         "requests": value("requests"),
         "fal_cost": value("fal_cost_usd"),
         "unknown_endpoints": value("unknown_endpoint_count"),
+        "usage_pages": value("fal_usage_pages"),
+        "analytics_requests": value("fal_analytics_requests"),
     }
 
 
