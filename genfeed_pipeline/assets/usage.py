@@ -119,6 +119,7 @@ def fal_usage_days(
     days = [date.fromisoformat(key) for key in context.partition_keys]
     billed: list[tuple[date, BilledPriceReview]] = []
     margins: list[tuple[date, MarginReview]] = []
+    written = 0
     for chunk in _chunks(days, DAYS_PER_FETCH):
         if FAL_USAGE in selected:
             fetched = fal.usage_source().fetch_days(chunk)
@@ -142,6 +143,7 @@ def fal_usage_days(
             rows, catalog = _rows_of_day(engine, day_fetch, policy)
             if day_fetch.usage is not None:
                 replace_usage_day(engine, day, rows, utc_now())
+                written += 1
                 context.log.info(
                     "usage %s: %d rows, %d endpoints, fal cost %s",
                     day,
@@ -173,9 +175,11 @@ def fal_usage_days(
         if failures:
             first = failures[0]
             failed_days = ", ".join(failure.day.isoformat() for failure in failures)
+            unread = days[days.index(chunk[-1]) + 1 :]
+            not_read = f"; not read: {len(unread)} days from {unread[0].isoformat()}" if unread else ""
             raise UsageFetchFailed(
                 f"fal's usage could not be read for {failed_days} (nothing of those days was written; "
-                f"days before them are stored): {first.error}"
+                f"other days stored: {written}{not_read}): {first.error}"
             ) from first.error
     if BILLED_PRICE_CHECK in checks:
         yield _billed_price_result(billed, catalog_checks.severity("billed_unit_price_matches_catalog"))
