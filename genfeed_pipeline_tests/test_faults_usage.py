@@ -255,6 +255,11 @@ def test_a_usage_page_failing_mid_day_keeps_that_day_whole(pipeline: Pipeline) -
     assert materialized_days(result, "fal_usage") == {"2026-03-02", "2026-03-04"}
     assert materialized_days(result, "usage_profitability") == {"2026-03-02", "2026-03-04"}
     assert materialization_of(result, "fal_usage", D1)["fal_usage_pages"] == 4
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"billed_unit_price_matches_catalog", "realized_margin_below_target"}, (
+        "the days written are checked even though a later day failed the run"
+    )
+    assert checks["billed_unit_price_matches_catalog"].metadata["days"].value == "2026-03-02, 2026-03-04"
     assert_catalog_untouched(before, pipeline.snapshot())
 
     pipeline.emulator.clear_faults()

@@ -120,6 +120,7 @@ def fal_usage_days(
     billed: list[tuple[date, BilledPriceReview]] = []
     margins: list[tuple[date, MarginReview]] = []
     written = 0
+    failure: UsageFetchFailed | None = None
     for chunk in _chunks(days, DAYS_PER_FETCH):
         if FAL_USAGE in selected:
             fetched = fal.usage_source().fetch_days(chunk)
@@ -177,14 +178,19 @@ def fal_usage_days(
             failed_days = ", ".join(failure.day.isoformat() for failure in failures)
             unread = days[days.index(chunk[-1]) + 1 :]
             not_read = f"; not read: {len(unread)} days from {unread[0].isoformat()}" if unread else ""
-            raise UsageFetchFailed(
+            failure = UsageFetchFailed(
                 f"fal's usage could not be read for {failed_days} (nothing of those days was written; "
                 f"other days stored: {written}{not_read}): {first.error}"
-            ) from first.error
+            )
+            failure.__cause__ = first.error
+            break
+    # The checks report on every day written, also when a later day failed and fails the run.
     if BILLED_PRICE_CHECK in checks:
         yield _billed_price_result(billed, catalog_checks.severity("billed_unit_price_matches_catalog"))
     if MARGIN_CHECK in checks:
         yield _margin_result(margins, policy, catalog_checks.severity("realized_margin_below_target"))
+    if failure is not None:
+        raise failure
 
 
 class UsageFetchFailed(RuntimeError):
@@ -361,8 +367,10 @@ def _billed_price_result(
 def _days_text(reviews: Sequence[tuple[date, object]]) -> str:
     if not reviews:
         return "no days"
-    first, last = reviews[0][0], reviews[-1][0]
-    return first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
+    days = [day for day, _ in reviews]
+    if len(days) > 1 and (days[-1] - days[0]).days + 1 == len(days):
+        return f"{days[0].isoformat()} to {days[-1].isoformat()}"
+    return ", ".join(day.isoformat() for day in days)
 
 
 def _margin_result(
