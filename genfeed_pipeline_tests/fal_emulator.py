@@ -64,6 +64,10 @@ STATUSES = ("active", "deprecated")
 ESTIMATE_QUANTITY_KEYS = {"historical_api_price": "call_quantity", "unit_price": "unit_quantity"}
 MIN_UNIT_QUANTITY = Decimal("0.000001")
 SNAPSHOT_RESOURCE = ("snapshot", "data", "fal_catalog_snapshot.json.gz")
+CONSTANT_METADATA: dict[str, Any] = {"is_favorited": None, "highlighted": False, "pinned": False}
+"""`metadata` fields fal's spec requires whose value it fixes, served where the catalog lacks them:
+`is_favorited` is null without a login (the emulator keeps no favourites); `highlighted` and `pinned` are
+deprecated and always false. The snapshot's sources dropped them."""
 
 JsonObject = dict[str, Any]
 
@@ -1342,7 +1346,7 @@ class FalEmulator:
         for endpoint_id, metadata in page:
             item: JsonObject = {"endpoint_id": endpoint_id}
             if metadata is not None and endpoint_id not in settings.metadata_missing_ids:
-                item["metadata"] = metadata
+                item["metadata"] = _with_constant_fields(metadata)
             if expand_openapi:
                 document = documents.get(endpoint_id)
                 if document is None or endpoint_id in settings.expansion_failed_ids:
@@ -1470,6 +1474,11 @@ class FalEmulator:
         if not known or document is None:
             raise ApiError(404, f"OpenAPI schema not found for endpoint: {endpoint_id}")
         return _Response(200, _json_bytes(document))
+
+
+def _with_constant_fields(metadata: JsonObject) -> JsonObject:
+    missing = {name: value for name, value in CONSTANT_METADATA.items() if name not in metadata}
+    return {**metadata, **missing} if missing else metadata
 
 
 def _listed(
