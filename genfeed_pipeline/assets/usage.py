@@ -15,6 +15,7 @@ the days already written stay written.
 """
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -47,7 +48,7 @@ from genfeed_pipeline.usage.realized import (
     review_billed_prices,
     review_realized_margins,
 )
-from genfeed_pipeline.usage.store import UsageCatalog, load_usage, replace_usage_day, usage_catalog
+from genfeed_pipeline.usage.store import PriceBook, UsageCatalog, load_usage, replace_usage_day
 
 USAGE_GROUP = "fal_usage"
 USAGE_TAGS = {"domain": "model_usage", "source": "fal"}
@@ -116,35 +117,29 @@ def fal_usage_days(
     checks = context.selected_asset_check_keys
     policy = pricing.policy()
     engine = catalog_migrations.engine()
+    prices = PriceBook(engine)
     days = [date.fromisoformat(key) for key in context.partition_keys]
     billed: list[tuple[date, BilledPriceReview]] = []
     margins: list[tuple[date, MarginReview]] = []
-    written = 0
+    written: list[date] = []
     failure: UsageFetchFailed | None = None
-    for chunk in _chunks(days, DAYS_PER_FETCH):
-        if FAL_USAGE in selected:
-            fetched = fal.usage_source().fetch_days(chunk)
-            unavailable = [day for day in fetched if day.unavailable_reason]
-            if unavailable:
-                reason = unavailable[0].unavailable_reason
-                context.log.warning("usage not materialized for %d days: %s", len(days), reason)
-                for key in sorted(selected):
-                    for day in days:
-                        yield dg.AssetObservation(
-                            asset_key=key, partition=day.isoformat(), metadata={"not_materialized": reason}
-                        )
-                return
-        else:
-            fetched = [DayUsageFetch(day=day, usage=None) for day in chunk]
-        failures = [day for day in fetched if day.error is not None]
-        for day_fetch in fetched:
-            if day_fetch.error is not None:
-                continue
+    for fetched in _fetched_days(fal, days, fetch=FAL_USAGE in selected):
+        unavailable = [day for day in fetched if day.unavailable_reason]
+        if unavailable:
+            reason = unavailable[0].unavailable_reason
+            context.log.warning("usage not materialized for %d days: %s", len(days), reason)
+            for key in sorted(selected):
+                for day in days:
+                    yield dg.AssetObservation(
+                        asset_key=key, partition=day.isoformat(), metadata={"not_materialized": reason}
+                    )
+            return
+        for day_fetch in (day for day in fetched if day.error is None):
             day = day_fetch.day
-            rows, catalog = _rows_of_day(engine, day_fetch, policy)
+            rows, catalog = _rows_of_day(engine, prices, day_fetch, policy)
             if day_fetch.usage is not None:
                 replace_usage_day(engine, day, rows, utc_now())
-                written += 1
+                written.append(day)
                 context.log.info(
                     "usage %s: %d rows, %d endpoints, fal cost %s",
                     day,
@@ -155,11 +150,7 @@ def fal_usage_days(
                 yield dg.AssetMaterialization(
                     asset_key=FAL_USAGE,
                     partition=day.isoformat(),
-                    metadata={
-                        **_usage_metadata(rows, catalog),
-                        "fal_usage_pages": day_fetch.usage_pages,
-                        "fal_analytics_requests": day_fetch.analytics_requests,
-                    },
+                    metadata=_usage_metadata(day_fetch, rows, catalog),
                 )
             if BILLED_PRICE_CHECK in checks:
                 billed.append((day, review_billed_prices(rows, catalog.prices)))
@@ -173,16 +164,9 @@ def fal_usage_days(
                     )
                 if MARGIN_CHECK in checks:
                     margins.append((day, review_realized_margins(figures, policy)))
+        failures = [day for day in fetched if day.error is not None]
         if failures:
-            first = failures[0]
-            failed_days = ", ".join(failure.day.isoformat() for failure in failures)
-            unread = days[days.index(chunk[-1]) + 1 :]
-            not_read = f"; not read: {len(unread)} days from {unread[0].isoformat()}" if unread else ""
-            failure = UsageFetchFailed(
-                f"fal's usage could not be read for {failed_days} (nothing of those days was written; "
-                f"other days stored: {written}{not_read}): {first.error}"
-            )
-            failure.__cause__ = first.error
+            failure = UsageFetchFailed.of(failures, days, written)
             break
     # The checks report on every day written, also when a later day failed and fails the run.
     if BILLED_PRICE_CHECK in checks:
@@ -196,24 +180,61 @@ def fal_usage_days(
 class UsageFetchFailed(RuntimeError):
     """fal did not answer for some days of the run: those days keep what was stored before."""
 
+    @classmethod
+    def of(
+        cls, failures: Sequence[DayUsageFetch], days: Sequence[date], written: Sequence[date]
+    ) -> "UsageFetchFailed":
+        failed_days = ", ".join(failure.day.isoformat() for failure in failures)
+        last_fetched = max(failure.day for failure in failures)
+        unread = [day for day in days if day > last_fetched and day not in written]
+        not_read = f"; not read: {len(unread)} days from {unread[0].isoformat()}" if unread else ""
+        error = cls(
+            f"fal's usage could not be read for {failed_days} (nothing of those days was written; "
+            f"other days stored: {len(written)}{not_read}): {failures[0].error}"
+        )
+        error.__cause__ = failures[0].error
+        return error
 
-def _chunks(days: Sequence[date], size: int) -> list[Sequence[date]]:
-    return [days[index : index + size] for index in range(0, len(days), size)]
+
+def _fetched_days(
+    fal: FalCatalogResource, days: Sequence[date], *, fetch: bool
+) -> Iterator[list[DayUsageFetch]]:
+    """The days from fal, `DAYS_PER_FETCH` at a time, the next batch fetched while this one is written
+    (fal's round trips overlap the database's); without `fetch`, the days to read back from the table."""
+    batches = [days[index : index + DAYS_PER_FETCH] for index in range(0, len(days), DAYS_PER_FETCH)]
+    if not fetch:
+        for batch in batches:
+            yield [DayUsageFetch(day=day, usage=None) for day in batch]
+        return
+    source = fal.usage_source()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fal-usage") as prefetch:
+        pending: Future[list[DayUsageFetch]] | None = prefetch.submit(source.fetch_days, batches[0])
+        for index in range(len(batches)):
+            assert pending is not None
+            fetched = pending.result()
+            stop = any(day.error is not None or day.unavailable_reason for day in fetched)
+            later = index + 1 < len(batches) and not stop
+            pending = prefetch.submit(source.fetch_days, batches[index + 1]) if later else None
+            yield fetched
+            if stop:
+                return
 
 
 def _rows_of_day(
-    engine: sa.Engine, fetched: DayUsageFetch, policy: PricingPolicy
+    engine: sa.Engine, prices: PriceBook, fetched: DayUsageFetch, policy: PricingPolicy
 ) -> tuple[list[UsageRow], UsageCatalog]:
     """The day's rows priced from what fal just sent, or the stored rows when the day is not fetched."""
+    if fetched.usage is not None:
+        catalog = prices.catalog_for(fetched.usage.endpoint_ids, fetched.day)
+        return price_usage_day(fetched.usage, catalog.prices, policy), catalog
     with engine.connect() as connection:
-        if fetched.usage is not None:
-            catalog = usage_catalog(connection, fetched.usage.endpoint_ids, fetched.day)
-            return price_usage_day(fetched.usage, catalog.prices, policy), catalog
         rows = load_usage(connection, fetched.day, fetched.day)
-        return rows, usage_catalog(connection, sorted({row.endpoint_id for row in rows}), fetched.day)
+    return rows, prices.catalog_for(sorted({row.endpoint_id for row in rows}), fetched.day)
 
 
-def _usage_metadata(rows: Sequence[UsageRow], catalog: UsageCatalog) -> dict[str, Any]:
+def _usage_metadata(
+    fetched: DayUsageFetch, rows: Sequence[UsageRow], catalog: UsageCatalog
+) -> dict[str, Any]:
     endpoints = {row.endpoint_id for row in rows}
     unknown = sorted(endpoint for endpoint in endpoints if endpoint not in catalog.prices)
     fal_cost = sum((row.cost_total for row in rows), start=0)
@@ -226,6 +247,8 @@ def _usage_metadata(rows: Sequence[UsageRow], catalog: UsageCatalog) -> dict[str
         "price_assumed_rows": sum(1 for row in rows if row.price_assumed),
         "unknown_endpoint_count": len(unknown),
         "unknown_endpoints": dg.MetadataValue.md(markdown.bullet_list(unknown)),
+        "fal_usage_pages": fetched.usage_pages,
+        "fal_analytics_requests": fetched.analytics_requests,
     }
 
 

@@ -7,7 +7,7 @@ backfills and two runs of one day never double-count, and a failed day leaves wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,7 +37,35 @@ def usage_catalog(connection: sa.Connection, endpoint_ids: Sequence[str], day: d
     """Each endpoint's price on `day`: its last price-history row seen before the next 00:00 UTC; for a day
     before its history starts, the earliest row (`assumed`). A row's `fixedPrice` replaces per-call prices."""
     require_migrated(connection)
-    _, day_end = day_bounds(day)
+    rows, history = _read_catalog(connection, endpoint_ids)
+    return _day_catalog(day, endpoint_ids, rows, history)
+
+
+class PriceBook:
+    """`usage_catalog` for the many days of one run, the catalog read once: a backfill prices every day from
+    the same rows and the same price history."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._rows: dict[str, sa.Row] = {}
+        self._history: dict[str, list[sa.Row]] = {}
+        self._read: set[str] = set()
+
+    def catalog_for(self, endpoint_ids: Sequence[str], day: date) -> UsageCatalog:
+        missing = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id not in self._read]
+        if missing:
+            with self._engine.connect() as connection:
+                rows, history = _read_catalog(connection, missing)
+            self._rows.update(rows)
+            self._history.update(history)
+            self._read.update(missing)
+        return _day_catalog(day, endpoint_ids, self._rows, self._history)
+
+
+def _read_catalog(
+    connection: sa.Connection, endpoint_ids: Sequence[str]
+) -> tuple[dict[str, sa.Row], dict[str, list[sa.Row]]]:
+    """The `models` rows and the price history (oldest first) of the endpoints."""
     rows: dict[str, sa.Row] = {}
     history: dict[str, list[sa.Row]] = {}
     for batch in _batches(endpoint_ids):
@@ -57,9 +85,22 @@ def usage_catalog(connection: sa.Connection, endpoint_ids: Sequence[str], day: d
             .order_by(model_price_history.c.seen_at, model_price_history.c.id)
         ):
             history.setdefault(entry.endpoint_id, []).append(entry)
+    return rows, history
+
+
+def _day_catalog(
+    day: date,
+    endpoint_ids: Sequence[str],
+    rows: Mapping[str, sa.Row],
+    history: Mapping[str, list[sa.Row]],
+) -> UsageCatalog:
+    _, day_end = day_bounds(day)
     prices: dict[str, DayPrice] = {}
-    for endpoint_id, row in rows.items():
-        fixed = fixed_price_of(row.pricing)
+    model_types: dict[str, str] = {}
+    for endpoint_id in endpoint_ids:
+        row = rows.get(endpoint_id)
+        if row is None:
+            continue
         entries = history.get(endpoint_id, [])
         seen = [entry for entry in entries if entry.seen_at < day_end]
         entry, assumed = (seen[-1], False) if seen else (entries[0], True) if entries else (None, False)
@@ -68,11 +109,10 @@ def usage_catalog(connection: sa.Connection, endpoint_ids: Sequence[str], day: d
             unit_raw=entry.unit_raw if entry else None,
             cost_per_call=entry.cost_per_call if entry else None,
             assumed=assumed,
-            fixed_price=fixed,
+            fixed_price=fixed_price_of(row.pricing),
         )
-    return UsageCatalog(
-        prices=prices, model_types={endpoint_id: row.category for endpoint_id, row in rows.items()}
-    )
+        model_types[endpoint_id] = row.category
+    return UsageCatalog(prices=prices, model_types=model_types)
 
 
 def replace_usage_day(engine: sa.Engine, day: date, rows: Sequence[UsageRow], synced_at: datetime) -> int:
