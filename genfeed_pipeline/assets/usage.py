@@ -44,6 +44,7 @@ from genfeed_pipeline.usage.realized import (
     MarginReview,
     ModelRealized,
     Profitability,
+    Realized,
     profitability,
     review_billed_prices,
     review_realized_margins,
@@ -256,17 +257,20 @@ def _float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _model_line(model: ModelRealized) -> list[object]:
-    figures = model.figures
+def _figures_line(figures: Realized) -> list[object]:
     return [
-        model.endpoint_id,
-        model.model_type,
         figures.requests,
         money_text(figures.fal_cost),
         money_text(figures.revenue_rate_card),
+        _percent(figures.margin_rate_card),
         money_text(figures.revenue_per_call),
+        _percent(figures.margin_per_call),
         _percent(figures.margin),
     ]
+
+
+def _model_line(model: ModelRealized) -> list[object]:
+    return [model.endpoint_id, model.model_type, *_figures_line(model.figures)]
 
 
 def _percent(value: object) -> str:
@@ -279,8 +283,10 @@ MODEL_HEADERS = [
     "requests",
     "fal cost",
     "revenue (rate card)",
+    "margin (rate card)",
     "revenue (per call)",
-    "margin",
+    "margin (per call)",
+    "margin as billed",
 ]
 
 
@@ -308,18 +314,7 @@ def _profitability_metadata(day: Profitability) -> dict[str, Any]:
     )
     metadata["by_type"] = dg.MetadataValue.md(
         markdown.table(
-            [
-                [
-                    kind.model_type,
-                    kind.models,
-                    kind.figures.requests,
-                    money_text(kind.figures.fal_cost),
-                    money_text(kind.figures.revenue_rate_card),
-                    money_text(kind.figures.revenue_per_call),
-                    _percent(kind.figures.margin),
-                ]
-                for kind in day.by_type
-            ],
+            [[kind.model_type, kind.models, *_figures_line(kind.figures)] for kind in day.by_type],
             ["type", "models", *MODEL_HEADERS[2:]],
             limit=None,
         )
