@@ -38,7 +38,12 @@ from genfeed_pipeline.resources import (
     WebhookResource,
 )
 from genfeed_pipeline.schedules import build_refresh_schedule, build_usage_schedule
-from genfeed_pipeline.sensors import alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog
+from genfeed_pipeline.sensors import (
+    alert_on_failed_checks,
+    alert_on_failed_refresh,
+    alert_on_overdue_catalog,
+    build_new_models_sensor,
+)
 from genfeed_pipeline.settings import FAL_ADMIN_KEY_VARIABLE, PipelineSettings
 
 
@@ -98,7 +103,12 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             accept_schema_changes,
         ],
         schedules=[build_refresh_schedule(settings.refresh_cron), build_usage_schedule()],
-        sensors=[alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog],
+        sensors=[
+            build_new_models_sensor(settings.new_model_poll_seconds),
+            alert_on_failed_checks,
+            alert_on_failed_refresh,
+            alert_on_overdue_catalog,
+        ],
         resources={
             "fal": fal_resource(settings),
             "database": database_resource(settings),

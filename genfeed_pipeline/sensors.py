@@ -1,7 +1,9 @@
-"""Alerts: a failed refresh, failed checks and an overdue catalog each send one signed webhook message."""
+"""Sensors. Alerts: a failed refresh, failed checks and an overdue catalog each send one signed webhook
+message. New models: a poll of fal's list requests a refresh of the endpoints the catalog does not hold."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +16,20 @@ from genfeed_pipeline.alerts.messages import (
     run_failure_event,
 )
 from genfeed_pipeline.assets.discovery import FRESHNESS_GRACE, REFRESH_INTERVAL
-from genfeed_pipeline.jobs import refresh_fal_catalog
-from genfeed_pipeline.resources import ClockResource, WebhookResource
+from genfeed_pipeline.jobs import REFRESH_TAGS, refresh_fal_catalog
+from genfeed_pipeline.resources import (
+    CatalogCheckSettings,
+    CatalogDatabase,
+    ClockResource,
+    FalCatalogResource,
+    WebhookResource,
+)
+from genfeed_pipeline.sync.new_models import decide_new_models
+from genfeed_pipeline.sync.store import CatalogNotMigrated
 
 OVERDUE_AFTER = REFRESH_INTERVAL + FRESHNESS_GRACE
 SYNCED_ASSET = dg.AssetKey("models_table")
+NEW_MODELS_TRIGGER_TAG = "genfeed/trigger"
 
 
 def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dict[str, Any]]:
@@ -102,3 +113,70 @@ def alert_on_overdue_catalog(
     )
     context.update_cursor(episode)
     return None
+
+
+REFRESH_UNDER_WAY = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def refresh_under_way(instance: dg.DagsterInstance) -> bool:
+    """A catalog refresh queued or running (any trigger: the schedule, a person, this sensor)."""
+    tag, value = next(iter(REFRESH_TAGS.items()))
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={tag: value}, statuses=REFRESH_UNDER_WAY), limit=1
+    )
+    return bool(records)
+
+
+def build_new_models_sensor(poll_seconds: int = 300) -> dg.SensorDefinition:
+    """The poll interval is configuration (`GENFEED_NEW_MODEL_POLL_SECONDS`), so it is fixed when the code
+    location loads."""
+
+    @dg.sensor(
+        name="new_fal_models_sensor",
+        job=refresh_fal_catalog,
+        minimum_interval_seconds=poll_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Every {poll_seconds} s, reads fal's list (ids only) and requests a refresh of the "
+        "endpoints the catalog does not hold. Never removes anything; the six-hourly refresh stays the "
+        "authority.",
+    )
+    def new_fal_models_sensor(
+        context: dg.SensorEvaluationContext,
+        fal: FalCatalogResource,
+        database: CatalogDatabase,
+        catalog_checks: CatalogCheckSettings,
+    ) -> dg.SensorResult:
+        poll = fal.catalog_source(context.log).poll_endpoint_ids()
+        try:
+            held, previous = database.store().held_endpoints()
+        except CatalogNotMigrated as error:
+            return dg.SensorResult(skip_reason=f"No run: {error}")
+        decision = decide_new_models(
+            listed_ids=poll.endpoint_ids,
+            list_failure=poll.failure,
+            held_ids=held,
+            previous_endpoints=previous,
+            drop_threshold=catalog_checks.completeness_drop_threshold,
+            refresh_in_progress=poll.endpoint_ids is not None and refresh_under_way(context.instance),
+        )
+        context.log.info(f"{decision.summary} ({poll.requests} requests to fal)")
+        if decision.skip_reason is not None:
+            return dg.SensorResult(skip_reason=decision.summary)
+        new_ids = decision.new_endpoint_ids
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=decision.run_key,
+                    run_config={"ops": {"discover_fal_catalog": {"config": {"endpoint_ids": new_ids}}}},
+                    tags={NEW_MODELS_TRIGGER_TAG: "new_models"},
+                )
+            ],
+            cursor=json.dumps({"requested": new_ids, "run_key": decision.run_key}),
+        )
+
+    return new_fal_models_sensor

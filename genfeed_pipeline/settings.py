@@ -40,6 +40,7 @@ class PipelineSettings(BaseModel):
     webhook_secret_set: bool = False
     refresh_cron: str = "0 */6 * * *"
     fal_admin_key_set: bool = False
+    new_model_poll_seconds: int = 300
     usage_start_date: date = date.fromisoformat(DEFAULT_USAGE_START_DATE)
 
     @property
@@ -70,10 +71,26 @@ class PipelineSettings(BaseModel):
             refresh_cron=env.get("GENFEED_REFRESH_CRON") or "0 */6 * * *",
             fal_admin_key_set=bool((env.get(FAL_ADMIN_KEY_VARIABLE) or "").strip()),
             usage_start_date=usage_start_date(env),
+            new_model_poll_seconds=_poll_seconds(env.get("GENFEED_NEW_MODEL_POLL_SECONDS")),
             fal_key_variable=next(
                 (name for name in FAL_KEY_VARIABLES if (env.get(name) or "").strip()), None
             ),
         )
+
+
+def _poll_seconds(text: str | None) -> int:
+    """`GENFEED_NEW_MODEL_POLL_SECONDS`: a whole number of seconds, at least 1 (default 300)."""
+    if text is None or not text.strip():
+        return 300
+    try:
+        seconds = int(text.strip())
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise ValueError(
+            f"GENFEED_NEW_MODEL_POLL_SECONDS must be a whole number of seconds ≥ 1, not {text!r}"
+        )
+    return seconds
 
 
 def usage_start_date(env: Mapping[str, str] | None = None) -> date:

@@ -77,6 +77,16 @@ def is_stale(endpoint: FalEndpoint, cached_versions: dict[str, str | None], full
     )
 
 
+@dataclass(frozen=True)
+class EndpointPoll:
+    """fal's list, ids only (no schemas, no prices): what the new-models sensor compares with the catalog.
+    `endpoint_ids` is None when the list could not be read whole, and `failure` says why."""
+
+    endpoint_ids: frozenset[str] | None
+    requests: int = 0
+    failure: str | None = None
+
+
 class CatalogSource(ABC):
     """The interface the assets use; implementations differ only in where the answers come from."""
 
@@ -89,6 +99,10 @@ class CatalogSource(ABC):
         self, endpoint_ids: Sequence[str] | None = None, *, full_refresh: bool = False
     ) -> tuple[CatalogListing, SchemaSet]:
         """The list with prices, and the schemas; only `endpoint_ids` when given."""
+
+    @abstractmethod
+    def poll_endpoint_ids(self) -> EndpointPoll:
+        """Every id fal lists (active and deprecated), and nothing else: the cheapest look at what is new."""
 
     # -- offline answers, shared by both implementations ------------------------------------------
 
@@ -187,6 +201,9 @@ class OfflineCatalogSource(CatalogSource):
     ) -> tuple[CatalogListing, SchemaSet]:
         return self.offline_discovery(endpoint_ids, self.reason)
 
+    def poll_endpoint_ids(self) -> EndpointPoll:
+        return EndpointPoll(None, failure=f"offline ({self.reason}): fal's list is not read")
+
 
 class LiveCatalogSource(CatalogSource):
     """fal's Platform API; every successful answer is kept in the cache for runs that cannot reach fal."""
@@ -217,6 +234,19 @@ class LiveCatalogSource(CatalogSource):
             return run_sync(discover_live)
         except FalUnreachableError as exc:
             return self.offline_discovery(requested, f"fal is unreachable ({exc})")
+
+    def poll_endpoint_ids(self) -> EndpointPoll:
+        """A failing page fails the whole poll: a partial list would make known endpoints look new."""
+
+        async def list_ids() -> EndpointPoll:
+            async with FalPlatformClient(self.settings, self._api_key) as fal:
+                try:
+                    items = await fal.list_models()
+                except FalApiError as exc:
+                    return EndpointPoll(None, fal.requests_sent, f"fal's list failed: {exc}")
+                return EndpointPoll(frozenset(item.endpoint_id for item in items), fal.requests_sent)
+
+        return run_sync(list_ids)
 
 
 @dataclass

@@ -224,6 +224,13 @@ class CatalogStore:
         with self.reading() as connection:
             return previous_endpoints_seen(connection)
 
+    def held_endpoints(self) -> tuple[set[str], int | None]:
+        """The ids of every row of `models` (removed ones included) and the last complete listing's count,
+        read together."""
+        with self.reading() as connection:
+            ids = set(connection.execute(sa.select(models.c.id)).scalars())
+            return ids, previous_endpoints_seen(connection)
+
     def count_rows(self) -> tuple[int, int]:
         with self.reading() as connection:
             return count_rows(connection)
