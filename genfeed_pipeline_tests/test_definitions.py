@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from genfeed_pipeline.definitions import build_definitions
@@ -88,7 +89,14 @@ def test_package_exports_the_definitions() -> None:
     assert usage_schedule.cron_schedule == "0 2 * * *"
     assert usage_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     sensors = {sensor.name: sensor for sensor in defs.sensors}
-    assert set(sensors) == {"alert_on_failed_checks", "alert_on_failed_refresh", "alert_on_overdue_catalog"}
+    assert set(sensors) == {
+        "new_fal_models_sensor",
+        "alert_on_failed_checks",
+        "alert_on_failed_refresh",
+        "alert_on_overdue_catalog",
+    }
+    new_models = sensors["new_fal_models_sensor"]
+    assert new_models.minimum_interval_seconds == 300 and new_models.job_name == "refresh_fal_catalog"
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
 
 
@@ -142,6 +150,21 @@ def test_settings_choose_live_or_offline_and_never_read_the_key(tmp_path: Path) 
     assert "abc" not in live.model_dump_json()
     both = PipelineSettings.from_env({"FAL_KEY": "k1", "FAL_API_KEY": "k2"})
     assert both.fal_key_variable == "FAL_KEY"
+
+
+def test_the_poll_interval_and_the_usage_start_come_from_the_environment() -> None:
+    settings = PipelineSettings.from_env({"GENFEED_NEW_MODEL_POLL_SECONDS": "30"})
+    assert settings.new_model_poll_seconds == 30
+    sensor = build_definitions(settings).resolve_sensor_def("new_fal_models_sensor")
+    assert sensor.minimum_interval_seconds == 30 and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for bad in ("0", "-5", "5m", "1.5"):
+        with pytest.raises(ValueError, match="GENFEED_NEW_MODEL_POLL_SECONDS must be a whole number of seconds"):
+            PipelineSettings.from_env({"GENFEED_NEW_MODEL_POLL_SECONDS": bad})
+    assert PipelineSettings.from_env(
+        {"GENFEED_USAGE_START_DATE": "2026-06-01"}
+    ).usage_start_date.isoformat() == ("2026-06-01")
+    with pytest.raises(ValueError, match="GENFEED_USAGE_START_DATE must be a day as YYYY-MM-DD"):
+        PipelineSettings.from_env({"GENFEED_USAGE_START_DATE": "June"})
 
 
 def test_refresh_job_offline_runs_from_the_snapshot(tmp_path: Path) -> None:
