@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -88,6 +88,10 @@ def test_package_exports_the_definitions() -> None:
     assert usage_schedule.job_name == "refresh_fal_usage" and usage_schedule.execution_timezone == "UTC"
     assert usage_schedule.cron_schedule == "0 2 * * *"
     assert usage_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    tick = usage_schedule.evaluate_tick(
+        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
+    )
+    assert [request.partition_key for request in tick.run_requests] == ["2026-12-01"], "it fills yesterday"
     sensors = {sensor.name: sensor for sensor in defs.sensors}
     assert set(sensors) == {
         "new_fal_models_sensor",
