@@ -162,7 +162,7 @@ def test_the_poll_interval_and_the_usage_start_come_from_the_environment() -> No
     sensor = build_definitions(settings).resolve_sensor_def("new_fal_models_sensor")
     assert sensor.minimum_interval_seconds == 30 and sensor.default_status == dg.DefaultSensorStatus.RUNNING
     for bad in ("0", "-5", "5m", "1.5"):
-        with pytest.raises(ValueError, match="GENFEED_NEW_MODEL_POLL_SECONDS must be a whole number of seconds"):
+        with pytest.raises(ValueError, match="NEW_MODEL_POLL_SECONDS must be a whole number of seconds"):
             PipelineSettings.from_env({"GENFEED_NEW_MODEL_POLL_SECONDS": bad})
     assert PipelineSettings.from_env(
         {"GENFEED_USAGE_START_DATE": "2026-06-01"}
