@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +14,7 @@ import yaml
 
 from genfeed_pipeline.definitions import build_definitions
 from genfeed_pipeline.fal.catalog import DataSource
+from genfeed_pipeline.schedules import usage_day_of_tick
 from genfeed_pipeline.settings import Deployment, PipelineSettings
 from genfeed_pipeline_tests.conftest import TEST_FAL_KEY
 from genfeed_pipeline_tests.fal_emulator import FalEmulator
@@ -88,10 +89,11 @@ def test_package_exports_the_definitions() -> None:
     assert usage_schedule.job_name == "refresh_fal_usage" and usage_schedule.execution_timezone == "UTC"
     assert usage_schedule.cron_schedule == "0 2 * * *"
     assert usage_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    tick = usage_schedule.evaluate_tick(
-        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
-    )
-    assert [request.partition_key for request in tick.run_requests] == ["2026-12-01"], "it fills yesterday"
+    assert usage_day_of_tick(datetime(2026, 12, 2, 2, 0, tzinfo=UTC)).isoformat() == "2026-12-01"
+    assert usage_day_of_tick(datetime(2026, 12, 2, 1, 0, tzinfo=timezone(timedelta(hours=-5)))) == (
+        date(2026, 12, 1)
+    ), "06:00 UTC on the 2nd"
+    assert usage_day_of_tick(datetime(2026, 1, 1, 2, 0, tzinfo=UTC)) is None, "2025-12-31 is no partition"
     sensors = {sensor.name: sensor for sensor in defs.sensors}
     assert set(sensors) == {
         "new_fal_models_sensor",
