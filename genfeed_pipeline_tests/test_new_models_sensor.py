@@ -5,6 +5,7 @@ what the requested run does. The daemon itself, on PostgreSQL, is in `test_new_m
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from genfeed_pipeline.jobs import REFRESH_TAGS
 from genfeed_pipeline.resources import FalApiResource, FalCatalogResource, FalSnapshotResource
 from genfeed_pipeline.sync.new_models import decide_new_models
 from genfeed_pipeline_tests.fal_emulator import MODELS_PATH, Fault
-from genfeed_pipeline_tests.faults_support import FAST_FAL, Pipeline, open_pipeline, small_catalog
+from genfeed_pipeline_tests.faults_support import (
+    FAST_FAL,
+    WEBHOOK_SECRET,
+    Pipeline,
+    open_pipeline,
+    small_catalog,
+)
+from genfeed_pipeline_tests.webhook_receiver import WebhookReceiver
 
 HIDDEN = "fal-ai/flux/schnell"
 
@@ -29,8 +37,17 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Pipeline, dict]]:
-    """A catalog refreshed while fal hid one endpoint; the hidden endpoint's listing, price and document."""
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(secret=WEBHOOK_SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def pipeline(
+    tmp_path: Path, database_url: str | None, receiver: WebhookReceiver
+) -> Iterator[tuple[Pipeline, dict]]:
+    """A catalog refreshed while fal hid one endpoint; the hidden endpoint's listing, price and document.
+    Change events go to `receiver`."""
     catalog = small_catalog()
     hidden = {
         "model": copy.deepcopy(catalog.models[HIDDEN]),
@@ -38,7 +55,8 @@ def pipeline(tmp_path: Path, database_url: str | None) -> Iterator[tuple[Pipelin
         "openapi": copy.deepcopy(catalog.openapi[HIDDEN]),
     }
     catalog.remove_model(HIDDEN)
-    with open_pipeline(tmp_path, database_url, catalog=catalog, people=False) as pipeline:
+    env = {"GENFEED_WEBHOOK_URLS": receiver.url, "GENFEED_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    with open_pipeline(tmp_path, database_url, catalog=catalog, people=False, extra_env=env) as pipeline:
         yield pipeline, hidden
 
 
@@ -83,8 +101,11 @@ def row_ids(pipeline: Pipeline) -> dict[str, tuple[str, bool]]:
     return {row.id: (row.status, row.enabled) for row in rows}
 
 
-def test_a_new_endpoint_is_requested_once_and_its_run_inserts_it(pipeline: tuple[Pipeline, dict]) -> None:
+def test_a_new_endpoint_is_requested_once_and_its_run_inserts_it(
+    pipeline: tuple[Pipeline, dict], receiver: WebhookReceiver
+) -> None:
     pipeline, hidden = pipeline
+    events_before = len(receiver.requests)
     quiet = evaluate(pipeline)
     assert quiet.run_requests == [] and "Nothing new" in quiet.skip_message
     assert "fal lists 39, the catalog holds 39" in quiet.skip_message
@@ -117,6 +138,8 @@ def test_a_new_endpoint_is_requested_once_and_its_run_inserts_it(pipeline: tuple
     assert {k: v for k, v in rows_after.items() if k != HIDDEN} == rows_before, "nothing else changed"
     synced = run.output_for_node("models_table")
     assert (synced.new, synced.removed) == (1, 0)
+    (changed,) = [r for r in receiver.requests[events_before:] if r.json["type"] == "catalog.changed"]
+    assert changed.signature_valid and HIDDEN in json.dumps(changed.json), "the app learns of the new model"
 
     again = evaluate(pipeline, found.cursor)
     assert again.run_requests == [] and "Nothing new" in again.skip_message
