@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -397,9 +397,10 @@ def new_model_to_live(size: int, results: Results, postgres_url: str) -> None:
             os.killpg(daemon.pid, signal.SIGINT)
             try:
                 daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait(timeout=10)
+            finally:
+                # Its code server outlives it in its process group; it goes with the group.
+                with suppress(ProcessLookupError):
+                    os.killpg(daemon.pid, signal.SIGKILL)
         os.environ.clear()
         os.environ.update(saved)
         drop_catalog()
