@@ -128,3 +128,10 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A database of its own for one test, dropped afterwards."""
     with private_postgres_database(postgres_server_url) as url:
         yield url
+
+
+@pytest.fixture
+def dagster_postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A second fresh database on the same server, for a Dagster instance (`deploy/dagster.yaml`)."""
+    with private_postgres_database(postgres_server_url, "genfeed_test_dagster") as url:
+        yield url

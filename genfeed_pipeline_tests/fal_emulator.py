@@ -17,7 +17,10 @@ with the highest concurrency seen. Usage and request counts live in `emulator.us
 
 Standard library only. Run it standalone with
 `python -m genfeed_pipeline_tests.fal_emulator --port 8787 --latency 0.1 [--scale N] [--api-key K]
-[--admin-key K] [--usage-days N] [--set-price ENDPOINT_ID UNIT_PRICE UNIT] [--failing-list-page N]`.
+[--admin-key K] [--usage-days N] [--set-price ENDPOINT_ID UNIT_PRICE UNIT] [--failing-list-page N]
+[--hide ENDPOINT_ID] [--control]`. With `--control` it also serves `POST /_emulator/catalog`, through
+which a test in another process hides and reveals endpoints (`FalEmulator._control`); fal has no such
+route, and the in-process emulator serves it only when `EmulatorSettings.control` is set.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ ESTIMATE_PATH = "/v1/models/pricing/estimate"
 USAGE_PATH = "/v1/models/usage"
 ANALYTICS_PATH = "/v1/models/analytics"
 QUEUE_OPENAPI_PATH = "/api/openapi/queue/openapi.json"
+CONTROL_PATH = "/_emulator/catalog"
 OPENAPI_EXPANSION = "openapi-3.0"
 ENTERPRISE_STATUS_EXPANSION = "enterprise_status"
 STATUSES = ("active", "deprecated")
@@ -159,6 +163,9 @@ class EmulatedCatalog:
     openapi: dict[str, JsonObject] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
     _version: int = field(default=0, init=False, repr=False, compare=False)
+    _hidden: dict[str, tuple[JsonObject | None, JsonObject | None, JsonObject | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def lock(self) -> threading.RLock:
@@ -243,6 +250,39 @@ class EmulatedCatalog:
                     "updated_at": _newer_timestamp(metadata.get("updated_at")),
                 }
             self._version += 1
+
+    def hide(self, endpoint_ids: Iterable[str]) -> None:
+        """Take endpoints out of every answer (list, find, prices, documents) as if fal had not published
+        them yet, keeping them to `reveal` later."""
+        with self._lock:
+            for endpoint_id in endpoint_ids:
+                metadata = self._require(endpoint_id)
+                self._hidden[endpoint_id] = (
+                    metadata,
+                    self.prices.pop(endpoint_id, None),
+                    self.openapi.pop(endpoint_id, None),
+                )
+                del self.models[endpoint_id]
+            self._version += 1
+
+    def reveal(self, endpoint_ids: Iterable[str]) -> None:
+        """Publish hidden endpoints again, at the end of the list."""
+        with self._lock:
+            for endpoint_id in endpoint_ids:
+                if endpoint_id not in self._hidden:
+                    raise KeyError(f"endpoint {endpoint_id!r} is not hidden")
+                metadata, price, document = self._hidden.pop(endpoint_id)
+                self.models[endpoint_id] = metadata
+                if price is not None:
+                    self.prices[endpoint_id] = price
+                if document is not None:
+                    self.openapi[endpoint_id] = document
+            self._version += 1
+
+    @property
+    def hidden(self) -> list[str]:
+        with self._lock:
+            return sorted(self._hidden)
 
     def deprecate(self, endpoint_id: str) -> None:
         with self._lock:
@@ -716,6 +756,8 @@ class EmulatorSettings:
     expansion_failed_ids: set[str] = field(default_factory=set)
     metadata_missing_ids: set[str] = field(default_factory=set)
     failing_list_pages: set[int] = field(default_factory=set)
+    control: bool = False
+    """Serve `POST /_emulator/catalog` (hide and reveal endpoints from another process); never fal's."""
 
 
 KeyKind = Literal["none", "api", "admin", "other"]
@@ -943,6 +985,9 @@ class _FalRequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         path = url.path.rstrip("/") or "/"
+        if path == CONTROL_PATH and emulator.settings.control:
+            self._send(emulator._control(method, body), truncate=False)
+            return
         record = RecordedRequest(
             method=method,
             path=path,
@@ -1234,6 +1279,33 @@ class FalEmulator:
                 if abrupt:
                     connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 connection.shutdown(socket.SHUT_RDWR)
+
+    # -- control (a test in another process changing the catalog) ----------------------------------------
+
+    def _control(self, method: str, body: bytes) -> _Response:
+        """`GET` shows, `POST {"reveal": [ids], "hide": [ids]}` reveals then hides; both answer
+        `{"listed": n, "listed_ids": [...], "hidden": [...]}`. No latency, no faults, not logged."""
+        try:
+            if method == "POST":
+                try:
+                    change = json.loads(body or b"{}")
+                    reveal, hide = list(change.get("reveal", [])), list(change.get("hide", []))
+                except (ValueError, AttributeError, TypeError):
+                    raise ApiError(400, 'body must be {"reveal": [ids], "hide": [ids]}') from None
+                with self.catalog.lock:
+                    try:
+                        self.catalog.reveal(reveal)
+                        self.catalog.hide(hide)
+                    except KeyError as error:
+                        raise ApiError(400, str(error.args[0])) from None
+            elif method != "GET":
+                raise ApiError(404, f"Not found: {method} {CONTROL_PATH}")
+            with self.catalog.lock:
+                listed = list(self.catalog.models)
+                state = {"listed": len(listed), "listed_ids": listed, "hidden": self.catalog.hidden}
+            return _Response(200, _json_bytes(state))
+        except ApiError as error:
+            return error.response()
 
     # -- routes -----------------------------------------------------------------------------------------
 
@@ -1549,6 +1621,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="answer list page N (1 = the first) with a 500, every time (repeatable)",
     )
+    parser.add_argument(
+        "--hide",
+        action="append",
+        default=[],
+        metavar="ENDPOINT_ID",
+        help="start with this endpoint unpublished (repeatable; --control can reveal it)",
+    )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help=f"serve {CONTROL_PATH}: another process hides and reveals endpoints while it runs",
+    )
     args = parser.parse_args(argv)
     catalog = EmulatedCatalog.from_snapshot(args.snapshot)
     if args.documented_only:
@@ -1557,7 +1641,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         catalog = catalog.scaled(args.scale)
     for endpoint_id, unit_price, unit in args.set_price:
         catalog.set_price(endpoint_id, unit_price, unit)
-    settings = EmulatorSettings(latency=args.latency, failing_list_pages=set(args.failing_list_page))
+    catalog.hide(args.hide)
+    settings = EmulatorSettings(
+        latency=args.latency, failing_list_pages=set(args.failing_list_page), control=args.control
+    )
     usage = EmulatedUsage(admin_keys={args.admin_key})
     if args.usage_days > 0:
         today = datetime.now(UTC).date()

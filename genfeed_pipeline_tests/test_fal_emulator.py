@@ -592,6 +592,47 @@ def test_mutations_show_up_in_the_next_answers(http: httpx.Client, fal: FalEmula
         catalog.set_price("acme/gone", "1", "images")
 
 
+def test_hidden_endpoints_are_absent_everywhere_until_revealed(http: httpx.Client, fal: FalEmulator) -> None:
+    fal.catalog.hide(["acme/painter", "fal-ai/synth/legacy"])
+    listed = [item["endpoint_id"] for item in walk(http, fal, BOTH_STATUSES)]
+    found = get_models(http, fal, [("endpoint_id", "acme/painter")])
+    price = http.get(f"{fal.base_url}/models/pricing", params={"endpoint_id": "acme/painter"}, headers=AUTH)
+    document = http.get(fal.openapi_url, params={"endpoint_id": "acme/painter"})
+    assert sorted(listed) == sorted(set(ALL_IDS) - {"acme/painter", "fal-ai/synth/legacy"})
+    assert found["models"] == [] and price.status_code == 404 and document.status_code == 404
+    assert fal.catalog.hidden == ["acme/painter", "fal-ai/synth/legacy"]
+    with pytest.raises(KeyError):
+        fal.catalog.reveal(["acme/painter/lora"])
+
+    fal.catalog.reveal(["acme/painter"])
+    listed = [item["endpoint_id"] for item in walk(http, fal, BOTH_STATUSES)]
+    price = http.get(f"{fal.base_url}/models/pricing", params={"endpoint_id": "acme/painter"}, headers=AUTH)
+    assert listed[-1] == "acme/painter" and "fal-ai/synth/legacy" not in listed
+    assert price.json()["prices"][0]["unit_price"] == 0.04
+    assert http.get(fal.openapi_url, params={"endpoint_id": "acme/painter"}).status_code == 200
+
+
+def test_the_control_route_is_served_only_when_enabled(http: httpx.Client, fal: FalEmulator) -> None:
+    control = f"{fal.origin}/_emulator/catalog"
+    off = http.post(control, json={"hide": ["acme/painter"]})
+    assert off.status_code == 404 and error_of(off)["type"] == "not_found"
+    assert "acme/painter" in fal.catalog.models
+
+    fal.settings.control = True
+    swapped = http.post(control, json={"hide": ["acme/painter", "acme/painter/lora"]}).json()
+    assert swapped["hidden"] == ["acme/painter", "acme/painter/lora"]
+    assert swapped["listed"] == len(ALL_IDS) - 2 == len(swapped["listed_ids"])
+    moved = http.post(control, json={"reveal": ["acme/painter"], "hide": ["acme/old-painter"]}).json()
+    assert moved["hidden"] == ["acme/old-painter", "acme/painter/lora"]
+    assert http.get(control).json() == moved
+    unknown = http.post(control, json={"reveal": ["acme/gone"]})
+    assert unknown.status_code == 400 and "acme/gone" in error_of(unknown)["message"]
+    assert http.post(control, content=b"[1]").status_code == 400
+    assert [request.path for request in fal.requests] == ["/_emulator/catalog"], (
+        "only the refused request (control off) is in the log"
+    )
+
+
 # -- fault injection -------------------------------------------------------------------------------------
 
 

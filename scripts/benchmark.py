@@ -5,6 +5,11 @@
 At 1,500 endpoints it also backfills 90 days of fal usage through `genfeed-catalog usage` into PostgreSQL
 (`--usage-days`, `--only-usage`).
 
+The new-models sensor (`--no-sensor` to leave out, `--only-sensor` to measure it alone): at 1,500 endpoints,
+`dagster-daemon run` on `deploy/dagster.yaml` (Dagster's storage and the catalog in PostgreSQL) with the
+sensor polling every 30 s, and one endpoint the emulator hid revealed just after a tick, the time until its
+`models` row exists; at every size, one idle poll (fal's list, ids only, plus the catalog's held ids).
+
 Starts the project's fal emulator in its own process with 100 ms added to every request, serving clones
 of the real endpoints that have an OpenAPI document (each clone its own id, document and price), and
 prints one markdown table. Conditions: schema batches of 10 ids, price batches of 50, 8 requests in
@@ -19,13 +24,15 @@ import json
 import math
 import os
 import platform
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +52,7 @@ from genfeed_pipeline.fal.source import LiveCatalogSource  # noqa: E402
 from genfeed_pipeline.mapping import map_catalog  # noqa: E402
 from genfeed_pipeline.pricing import PricingPolicy, evaluate, price_catalog  # noqa: E402
 from genfeed_pipeline.settings import Deployment  # noqa: E402
+from genfeed_pipeline.sync.new_models import decide_new_models  # noqa: E402
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode  # noqa: E402
 from genfeed_pipeline.sync.store import CatalogStore  # noqa: E402
 
@@ -54,6 +62,9 @@ IN_FLIGHT = 8
 LIST_PAGE = 1000
 API_KEY = "benchmark-key-id:benchmark-key-secret"
 ADMIN_KEY = "benchmark-admin-key-id:benchmark-admin-key-secret"
+SENSOR_POLL_SECONDS = 30
+NEW_MODEL = "fal-ai/flux/schnell"  # hidden from fal's list, then revealed
+IDLE_POLLS = 5
 
 
 @dataclass
@@ -76,7 +87,8 @@ class Results:
 
 
 @contextmanager
-def emulator(size: int, usage_days: int = 0) -> Iterator[tuple[str, str]]:
+def emulator(size: int, usage_days: int = 0, options: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
+    """The emulator's base and OpenAPI URLs; `options` are more of its flags (`--hide`, `--control`)."""
     port = _free_port()
     command = [
         sys.executable,
@@ -95,6 +107,7 @@ def emulator(size: int, usage_days: int = 0) -> Iterator[tuple[str, str]]:
         ADMIN_KEY,
         "--usage-days",
         str(usage_days),
+        *options,
     ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -278,6 +291,184 @@ def usage_backfill(size: int, days: int, results: Results, postgres_url: str) ->
     results.put("peak memory of the usage backfill", size, f"{peak_mb:,.0f} MB", "≤ 500 MB")
 
 
+def dagster_pg_environment(url: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables deploy/dagster.yaml reads."""
+    parsed = sa.make_url(url)
+    return {
+        "DAGSTER_PG_HOST": parsed.host or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(parsed.port or 5432),
+        "DAGSTER_PG_USER": parsed.username or "postgres",
+        "DAGSTER_PG_PASSWORD": parsed.password or "",
+        "DAGSTER_PG_DB": parsed.database or "",
+    }
+
+
+def wait_until(what: str, condition: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def new_model_to_live(size: int, results: Results, postgres_url: str) -> None:
+    """The daemon's sensor at its poll interval, the catalog refreshed once while fal hid `NEW_MODEL`; the
+    endpoint is revealed just after a tick (the worst case: a whole interval until the next poll), and the
+    time runs until its row exists, enabled by policy."""
+    import dagster as dg
+    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+    catalog_url, drop_catalog = postgres_database(postgres_url)
+    dagster_url, drop_dagster = postgres_database(postgres_url)
+    daemon: subprocess.Popen | None = None
+    saved = dict(os.environ)
+    try:
+        with (
+            emulator(size, options=["--hide", NEW_MODEL, "--control"]) as (base_url, openapi_url),
+            tempfile.TemporaryDirectory() as scratch,
+        ):
+            workdir = Path(scratch)
+            (workdir / "dagster.yaml").write_text((REPO / "deploy" / "dagster.yaml").read_text())
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("GENFEED_", "FAL_", "DAGSTER_"))},
+                **dagster_pg_environment(dagster_url),
+                "DAGSTER_HOME": str(workdir),
+                "FAL_KEY": API_KEY,
+                "FAL_API_BASE_URL": base_url,
+                "FAL_OPENAPI_URL": openapi_url,
+                "GENFEED_DATABASE_URL": catalog_url,
+                "GENFEED_DATA_DIR": str(workdir / "data"),
+                "GENFEED_NEW_MODEL_POLL_SECONDS": str(SENSOR_POLL_SECONDS),
+                "GENFEED_REFRESH_CRON": "0 0 1 1 *",  # the six-hourly refresh kept out of the measurement
+            }
+            os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_")})
+            cli_in_process(env, "refresh")  # the baseline; it also creates Dagster's tables
+            daemon_command = [str(Path(sys.executable).parent / "dagster-daemon"), "run"]
+            daemon_command += ["-w", str(REPO / "workspace.yaml")]
+            with (workdir / "daemon.log").open("wb") as log:
+                daemon = subprocess.Popen(
+                    daemon_command,
+                    cwd=workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            engine = sa.create_engine(catalog_url)
+            with dg.DagsterInstance.from_config(str(workdir)) as instance:
+
+                def ticks(after: float) -> list:
+                    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+                    state = next((s for s in states if s.name == "new_fal_models_sensor"), None)
+                    if state is None:
+                        return []
+                    found = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+                    return [t for t in found if t.status != TickStatus.STARTED]
+
+                quiet = wait_until("the sensor's first tick", lambda: ticks(0.0), timeout=180)
+                if quiet[0].status != TickStatus.SKIPPED or "Nothing new" not in (quiet[0].skip_reason or ""):
+                    raise RuntimeError(f"the first tick was not idle: {quiet[0].skip_reason}")
+                httpx_post(base_url, {"reveal": [NEW_MODEL]})
+                revealed = time.monotonic()
+                revealed_wall = time.time()
+
+                def live() -> bool:
+                    with engine.connect() as connection:
+                        found = connection.execute(
+                            sa.text("SELECT status, enabled, policy_enabled FROM models WHERE id = :id"),
+                            {"id": NEW_MODEL},
+                        ).one_or_none()
+                    return found is not None and tuple(found) == ("active", True, True)
+
+                try:
+                    wait_until(f"{NEW_MODEL}'s row", live, timeout=SENSOR_POLL_SECONDS + 300)
+                except RuntimeError as error:
+                    tail = (workdir / "daemon.log").read_text(errors="replace").splitlines()[-40:]
+                    raise RuntimeError("\n".join([str(error), "daemon log:", *tail])) from None
+                seconds = time.monotonic() - revealed
+                requesting = [t for t in ticks(revealed_wall) if t.run_ids]
+                row_wall = revealed_wall + seconds
+                tick_to_row = row_wall - requesting[0].timestamp if requesting else float("nan")
+            engine.dispose()
+    finally:
+        if daemon is not None:
+            os.killpg(daemon.pid, signal.SIGINT)
+            try:
+                daemon.wait(timeout=30)
+            finally:
+                # Its code server outlives it in its process group; it goes with the group.
+                with suppress(ProcessLookupError):
+                    os.killpg(daemon.pid, signal.SIGKILL)
+        os.environ.clear()
+        os.environ.update(saved)
+        drop_catalog()
+        drop_dagster()
+    results.put(
+        f"new model, time to live (daemon, sensor polling every {SENSOR_POLL_SECONDS} s; revealed just after "
+        "a tick)",
+        size,
+        f"{seconds:.1f} s (its tick → row {tick_to_row:.1f} s)",
+        "≤ poll + 60 s",
+    )
+
+
+def httpx_post(base_url: str, change: dict[str, list[str]]) -> None:
+    """The emulator's control route (served with `--control`)."""
+    import httpx
+
+    response = httpx.post(base_url.removesuffix("/v1") + "/_emulator/catalog", json=change, timeout=30)
+    response.raise_for_status()
+
+
+def idle_poll(size: int, results: Results, postgres_url: str) -> None:
+    """What the sensor does at a poll with nothing new: fal's list, ids only, and the catalog's held ids,
+    against a catalog synced from the same fal (median of `IDLE_POLLS`). Its floor: the longest chain of
+    list pages (one chain per status, side by side; each page needs the previous page's cursor)."""
+    url, drop = postgres_database(postgres_url)
+    try:
+        with emulator(size) as (base_url, openapi_url), tempfile.TemporaryDirectory() as scratch:
+            settings = FalClientSettings(base_url=base_url, openapi_url=openapi_url, max_in_flight=IN_FLIGHT)
+            cache = FalCache(Path(scratch) / "cache.sqlite3")
+            source = LiveCatalogSource(settings, SecretStr(API_KEY), cache)
+            listing, schemas = source.discover()
+            by_status: dict[str, int] = {}
+            for endpoint in listing.endpoints.values():
+                by_status[endpoint.status] = by_status.get(endpoint.status, 0) + 1
+            floor = max(math.ceil(count / LIST_PAGE) for count in by_status.values()) * LATENCY
+            policy = PricingPolicy(deployment=Deployment.CLOUD)
+            priced = price_catalog(map_catalog(listing, schemas), listing.prices, policy)
+            sync_into(url, priced, listing, policy)
+            engine = create_catalog_engine(url)
+            store = CatalogStore(engine)
+            polls, reads = [], []
+            for _ in range(IDLE_POLLS):
+                poll, poll_seconds = timed(source.poll_endpoint_ids)
+                (held, previous), read_seconds = timed(store.held_endpoints)
+                polls.append(poll_seconds)
+                reads.append(read_seconds)
+            engine.dispose()
+    finally:
+        drop()
+    decision = decide_new_models(
+        listed_ids=poll.endpoint_ids,
+        list_failure=poll.failure,
+        held_ids=held,
+        previous_endpoints=previous,
+        drop_threshold=0.10,
+        refresh_in_progress=False,
+    )
+    if decision.skip_reason != "Nothing new.":
+        raise RuntimeError(f"the idle poll was not idle: {decision.summary}")
+    results.put(
+        "idle poll, ids only: fal's list + the catalog's held ids (median of 5)",
+        size,
+        f"{statistics.median(polls) * 1000:,.0f} ms ({poll.requests} requests, floor {floor * 1000:,.0f} ms)"
+        f" + {statistics.median(reads) * 1000:,.0f} ms",
+    )
+
+
 def evaluate_all(requests: list[tuple[dict, dict]], rounds: int) -> None:
     """Each request priced `rounds` times, as an app would: nothing kept but the last answer."""
     for _ in range(rounds):
@@ -418,13 +609,20 @@ def main() -> int:
     parser.add_argument("--readers", type=int, default=1000)
     parser.add_argument("--usage-days", type=int, default=90, help="days of the usage backfill (0: none)")
     parser.add_argument("--only-usage", action="store_true", help="measure the usage backfill only")
+    parser.add_argument("--no-sensor", action="store_true", help="leave out the new-models sensor's rows")
+    parser.add_argument("--only-sensor", action="store_true", help="measure the new-models sensor only")
     args = parser.parse_args()
     results = Results()
+    only = args.only_usage or args.only_sensor
     for size in args.sizes:
-        if not args.only_usage:
+        if not only:
             bench(size, results, None if args.no_postgres else args.postgres_url, args.readers)
-        if args.usage_days and size <= 1500 and not args.no_postgres:
+        if args.usage_days and size <= 1500 and not args.no_postgres and not args.only_sensor:
             usage_backfill(size, args.usage_days, results, args.postgres_url)
+        if not args.no_sensor and not args.no_postgres and not args.only_usage:
+            if size <= 1500:
+                new_model_to_live(size, results, args.postgres_url)
+            idle_poll(size, results, args.postgres_url)
     print(
         f"\nBenchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
