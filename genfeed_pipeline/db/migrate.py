@@ -1,6 +1,7 @@
 """Versioned migrations of the catalog tables, run with Alembic's API (no alembic.ini needed).
 
-`genfeed-catalog migrate` and every sync call `upgrade_to_head`; it is idempotent.
+`genfeed-catalog migrate` and `CatalogMigrations` (when a job that writes the tables starts: the sync, the
+usage job) call `upgrade_to_head`; it is idempotent. Reads and checks never migrate.
 """
 
 from __future__ import annotations
