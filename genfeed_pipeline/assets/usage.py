@@ -15,7 +15,6 @@ the days already written stay written.
 """
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 from genfeed_pipeline.assets.discovery import OWNERS
 from genfeed_pipeline.assets.metadata import preview_table
 from genfeed_pipeline.clock import utc_now
-from genfeed_pipeline.fal.usage_source import DayUsageFetch
+from genfeed_pipeline.fal.usage_source import DAYS_PER_BATCH, DayUsageFetch
 from genfeed_pipeline.pricing.money import money_text
 from genfeed_pipeline.pricing.policy import PricingPolicy
 from genfeed_pipeline.report import markdown
@@ -60,8 +59,6 @@ USAGE_PROFITABILITY = dg.AssetKey("usage_profitability")
 BILLED_PRICE_CHECK = dg.AssetCheckKey(FAL_USAGE, "billed_unit_price_matches_catalog")
 MARGIN_CHECK = dg.AssetCheckKey(USAGE_PROFITABILITY, "realized_margin_below_target")
 TOP_MODELS = 10
-DAYS_PER_FETCH = 8
-"""Days whose requests share fal's in-flight limit at once; each day's rows are written as it is priced."""
 ZERO = Decimal(0)
 
 
@@ -200,25 +197,13 @@ class UsageFetchFailed(RuntimeError):
 def _fetched_days(
     fal: FalCatalogResource, days: Sequence[date], *, fetch: bool
 ) -> Iterator[list[DayUsageFetch]]:
-    """The days from fal, `DAYS_PER_FETCH` at a time, the next batch fetched while this one is written
-    (fal's round trips overlap the database's); without `fetch`, the days to read back from the table."""
-    batches = [days[index : index + DAYS_PER_FETCH] for index in range(0, len(days), DAYS_PER_FETCH)]
-    if not fetch:
-        for batch in batches:
-            yield [DayUsageFetch(day=day, usage=None) for day in batch]
+    """The days from fal in batches (see `UsageSource.fetch_in_batches`); without `fetch`, the days to
+    read back from the table, in the same batches."""
+    if fetch:
+        yield from fal.usage_source().fetch_in_batches(days)
         return
-    source = fal.usage_source()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fal-usage") as prefetch:
-        pending: Future[list[DayUsageFetch]] | None = prefetch.submit(source.fetch_days, batches[0])
-        for index in range(len(batches)):
-            assert pending is not None
-            fetched = pending.result()
-            stop = any(day.error is not None or day.unavailable_reason for day in fetched)
-            later = index + 1 < len(batches) and not stop
-            pending = prefetch.submit(source.fetch_days, batches[index + 1]) if later else None
-            yield fetched
-            if stop:
-                return
+    for index in range(0, len(days), DAYS_PER_BATCH):
+        yield [DayUsageFetch(day=day, usage=None) for day in days[index : index + DAYS_PER_BATCH]]
 
 
 def _rows_of_day(
@@ -251,10 +236,6 @@ def _usage_metadata(
         "fal_usage_pages": fetched.usage_pages,
         "fal_analytics_requests": fetched.analytics_requests,
     }
-
-
-def _float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _figures_line(figures: Realized) -> list[object]:

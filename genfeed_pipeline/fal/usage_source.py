@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pydantic import SecretStr
 
-from genfeed_pipeline.fal.client import FalApiError, FalClientSettings, FalPlatformClient
+from genfeed_pipeline.fal.client import FAL_ID_LIMIT, FalApiError, FalClientSettings, FalPlatformClient
 from genfeed_pipeline.fal.concurrency import run_sync
 from genfeed_pipeline.usage.daily import UsageDataError, UsageDay, sum_billed_lines
 
-ANALYTICS_BATCH = 50  # endpoint ids per analytics request (fal allows 1–50)
+DAYS_PER_BATCH = 8
+"""Days whose requests share fal's in-flight limit at once; each day's rows are written as it is priced."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,22 @@ class UsageSource(ABC):
     @abstractmethod
     def fetch_days(self, days: Sequence[date]) -> list[DayUsageFetch]:
         """The days, in order; a day fal failed to answer carries its error."""
+
+    def fetch_in_batches(self, days: Sequence[date]) -> Iterator[list[DayUsageFetch]]:
+        """The days `DAYS_PER_BATCH` at a time, the next batch fetched while the caller writes this one
+        (fal's round trips overlap the database's). Stops after a batch with a failed or unavailable day."""
+        batches = [days[index : index + DAYS_PER_BATCH] for index in range(0, len(days), DAYS_PER_BATCH)]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fal-usage") as prefetch:
+            pending: Future[list[DayUsageFetch]] | None = prefetch.submit(self.fetch_days, batches[0])
+            for index in range(len(batches)):
+                assert pending is not None
+                fetched = pending.result()
+                stop = any(day.error is not None or day.unavailable_reason for day in fetched)
+                later = index + 1 < len(batches) and not stop
+                pending = prefetch.submit(self.fetch_days, batches[index + 1]) if later else None
+                yield fetched
+                if stop:
+                    return
 
 
 class UnavailableUsage(UsageSource):
@@ -76,7 +94,7 @@ class LiveUsageSource(UsageSource):
             report = await fal.fetch_usage(day, next_day)
             lines = sum_billed_lines(day, report.buckets)
             endpoint_ids = sorted({line.endpoint_id for line in lines})
-            batches = -(-len(endpoint_ids) // ANALYTICS_BATCH)
+            batches = -(-len(endpoint_ids) // FAL_ID_LIMIT)
             requests = await fal.fetch_request_counts(endpoint_ids, day, next_day) if endpoint_ids else {}
         except (FalApiError, UsageDataError) as error:
             return DayUsageFetch(day=day, usage=None, error=error)

@@ -18,6 +18,13 @@ from genfeed_pipeline.pricing import PricedModel, PricingPolicy, money_text, pri
 from genfeed_pipeline.pricing.money import stored
 from genfeed_pipeline.usage.realized import ModelRealized, realized_advice
 
+REALIZED_COLUMNS = (
+    "realized_requests",
+    "realized_fal_cost",
+    "realized_revenue",
+    "realized_margin_pct",
+    "realized_cost_per_request",
+)
 MODEL_COLUMNS = [
     "endpoint_id",
     "name",
@@ -35,11 +42,7 @@ MODEL_COLUMNS = [
     "recommendation",
     "reason",
     "suggested_price",
-    "realized_requests",
-    "realized_fal_cost",
-    "realized_revenue",
-    "realized_margin_pct",
-    "realized_cost_per_request",
+    *REALIZED_COLUMNS,
 ]
 
 
@@ -199,9 +202,7 @@ def build_report(
 
 def _realized_columns(model: ModelRealized | None) -> dict[str, Any]:
     if model is None:
-        return dict.fromkeys(
-            ("realized_requests", "realized_fal_cost", "realized_revenue", "realized_margin_pct"), None
-        ) | {"realized_cost_per_request": None}
+        return dict.fromkeys(REALIZED_COLUMNS)
     figures = model.figures
     per_request = stored(figures.fal_cost / figures.requests) if figures.requests else None
     return {
