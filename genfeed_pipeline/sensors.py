@@ -125,9 +125,8 @@ REFRESH_UNDER_WAY = [
 
 def refresh_under_way(instance: dg.DagsterInstance) -> bool:
     """A catalog refresh queued or running (any trigger: the schedule, a person, this sensor)."""
-    tag, value = next(iter(REFRESH_TAGS.items()))
     records = instance.get_run_records(
-        filters=dg.RunsFilter(tags={tag: value}, statuses=REFRESH_UNDER_WAY), limit=1
+        filters=dg.RunsFilter(tags=REFRESH_TAGS, statuses=REFRESH_UNDER_WAY), limit=1
     )
     return bool(records)
 
