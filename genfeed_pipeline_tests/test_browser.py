@@ -168,32 +168,6 @@ def _wait_text(driver, pattern: str, timeout: float) -> re.Match[str]:
     )
 
 
-def _click_launch(driver) -> None:
-    """Dismisses the first-visit community dialog if it shows, then clicks the launchpad's button."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        try:
-            buttons = driver.find_elements(By.TAG_NAME, "button")
-            welcome = next((b for b in buttons if b.text.strip() == "Skip"), None)
-            if welcome is not None:
-                welcome.click()
-                continue
-            launch = next(
-                (b for b in buttons if b.text.strip().lower() == "launch run" and b.is_enabled()), None
-            )
-            if launch is not None:
-                driver.save_screenshot(str(ARTIFACTS / "1-launchpad.png"))
-                launch.click()
-                return
-        except StaleElementReferenceException:
-            continue
-    raise AssertionError("no enabled 'Launch run' button on the launchpad")
-
-
 RUN_URL = re.compile(r"/runs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 RUN_STATUS = "query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 CHECK_EXECUTIONS = """query ($check: String!) {
@@ -240,7 +214,7 @@ def test_launch_refresh_from_the_ui_and_read_the_result(dagster_ui: str) -> None
     driver = _browser()
     try:
         driver.get(f"{dagster_ui}/locations/genfeed_pipeline/jobs/refresh_fal_catalog/playground")
-        _click_launch(driver)
+        _click_button(driver, "Launch run", timeout=90, screenshot=ARTIFACTS / "1-launchpad.png")
         run_id = _launched_run_id(driver)
         assert _run_status(dagster_ui, run_id, timeout=300) == "SUCCESS"
         driver.get(f"{dagster_ui}/runs/{run_id}")
@@ -322,9 +296,16 @@ def usage_ui(tmp_path: Path) -> Iterator[UsageUi]:
             yield UsageUi(url, home, pipeline, [endpoint for endpoint, _, _ in priced], days, outside)
 
 
-def _click_button(driver, label: str, timeout: float = 60) -> None:
-    """Clicks the enabled button labelled `label`, dismissing the first-visit community dialog on the way."""
-    from selenium.common.exceptions import StaleElementReferenceException
+def _click_button(driver, label: str, timeout: float = 60, screenshot: Path | None = None) -> None:
+    """Clicks the enabled button labelled `label`, dismissing the first-visit community dialog on the way.
+
+    The dialog's backdrop can appear before its buttons do, and fades out after "Skip": a click it
+    intercepts is tried again once the page has settled.
+    """
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     deadline = time.monotonic() + timeout
@@ -335,11 +316,15 @@ def _click_button(driver, label: str, timeout: float = 60) -> None:
             if welcome is not None:
                 welcome.click()
                 continue
-            button = next((b for b in buttons if b.text.strip() == label and b.is_enabled()), None)
+            button = next(
+                (b for b in buttons if b.text.strip().lower() == label.lower() and b.is_enabled()), None
+            )
             if button is not None:
+                if screenshot is not None:
+                    driver.save_screenshot(str(screenshot))
                 button.click()
                 return
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, ElementClickInterceptedException):
             pass
         time.sleep(0.5)
     raise AssertionError(f"no enabled {label!r} button at {driver.current_url}")
