@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from pydantic import Field, SecretStr
 
 from genfeed_pipeline.alerts.webhook import WebhookSender
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.fal.cache import FalCache
 from genfeed_pipeline.fal.client import DEFAULT_API_BASE_URL, DEFAULT_OPENAPI_URL, FalClientSettings
@@ -207,4 +208,4 @@ class ClockResource(dg.ConfigurableResource):
         if self.fixed_time:
             moment = datetime.fromisoformat(self.fixed_time)
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return datetime.now(UTC)
+        return utc_now()

@@ -22,6 +22,8 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from genfeed_pipeline.clock import utc_now
+
 
 class AttemptError(Exception):
     """One failed attempt of a request. Subclasses say when it may be retried."""
@@ -48,7 +50,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or utc_now())).total_seconds())
 
 
 def _retryable(exc: BaseException) -> bool:

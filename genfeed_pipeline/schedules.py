@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.jobs import refresh_fal_catalog, refresh_fal_usage
 from genfeed_pipeline.settings import usage_start_date
 
@@ -46,7 +47,7 @@ def build_usage_schedule() -> dg.ScheduleDefinition:
         description="Reads yesterday's fal usage into model_usage_daily and reports its realized margins.",
     )
     def refresh_fal_usage_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = usage_day_of_tick(context.scheduled_execution_time or datetime.now(UTC))
+        day = usage_day_of_tick(context.scheduled_execution_time or utc_now())
         if day is None:
             return dg.SkipReason("no complete UTC day since GENFEED_USAGE_START_DATE yet")
         return dg.RunRequest(partition_key=day.isoformat(), run_key=day.isoformat())

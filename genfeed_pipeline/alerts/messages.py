@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.exact_json import decimal_number_text
 
 CATALOG = "genfeed-fal"
@@ -68,7 +69,7 @@ def _plural(count: int, noun: str, plural: str | None = None) -> str:
 def _event(event_type: str, summary: str, sent_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
     return {
         "type": event_type,
-        "sent_at": _iso(sent_at or datetime.now(UTC)),
+        "sent_at": _iso(sent_at or utc_now()),
         "catalog": CATALOG,
         "summary": _one_line(summary),
         **fields,

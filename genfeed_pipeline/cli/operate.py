@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from genfeed_pipeline.admin import accept_changes, apply_recommendations, default_actor, set_enabled
 from genfeed_pipeline.admin.actions import ActionOutcome
 from genfeed_pipeline.cli.common import add_filters, model_filter, opened_store
 from genfeed_pipeline.cli.output import print_json, print_table, when
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.pricing import PricingPolicy
 
 ACTION_COLUMNS = ("endpoint_id", "before_enabled", "after_enabled", "outcome", "note")
@@ -109,7 +109,7 @@ def _accept(args: argparse.Namespace) -> int:
             args.endpoint_id,
             actor=args.by,
             reason=args.reason,
-            now=datetime.now(UTC),
+            now=utc_now(),
             dry_run=args.dry_run,
         )
     if args.json:

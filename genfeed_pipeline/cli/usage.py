@@ -12,10 +12,11 @@ import json
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from genfeed_pipeline.cli.common import dagster_instance
+from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.settings import usage_start_date
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def _usage(args: argparse.Namespace) -> int:
     from genfeed_pipeline.assets.usage import FAL_USAGE
 
     try:
-        start, end = day_range(args.first_day, args.last_day, datetime.now(UTC).date())
+        start, end = day_range(args.first_day, args.last_day, utc_now().date())
     except ValueError as error:
         print(f"genfeed-catalog usage: error: {error}", file=sys.stderr)
         return 2
