@@ -113,6 +113,11 @@ def test_known_mispricings_are_priced_by_their_card(snapshot_cards: dict[str, di
     assert evaluate(portrait, {"steps": 500}).cost == D("24")
     fast = snapshot_cards["fal-ai/flux-lora-fast-training"]
     assert fast["quantity"]["steps"]["default"] == 1000 and fast["confidence"] == "estimated"
+    # Minimums fal's model data states (pricing_info_override): fewer steps are billed as the minimum.
+    qwen = snapshot_cards["fal-ai/qwen-image-trainer"]  # $0.002 a step, at least 250
+    assert evaluate(qwen, {"steps": 100}).cost == D("0.5") and evaluate(qwen, {"steps": 300}).cost == D("0.6")
+    wan = snapshot_cards["fal-ai/wan-22-image-trainer"]  # $0.0045 a step, at least 100
+    assert evaluate(wan, {"steps": 10}).cost == D("0.45") and evaluate(wan).cost == D("4.5")
 
 
 def test_money_is_stored_at_ten_places_and_core_charges_the_stored_cost(
