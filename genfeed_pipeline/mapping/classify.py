@@ -290,7 +290,10 @@ def read_capabilities(
             negative_prompt = True
         elif name.startswith("lora"):
             lora = True
-    image_size = properties.get("image_size")
+    image_size = properties.get(vocabulary.IMAGE_SIZE)
+    aspect_ratio = vocabulary.first_present(vocabulary.ASPECT_RATIO, properties)
+    resolution = vocabulary.first_present(vocabulary.RESOLUTION, properties)
+    duration = vocabulary.first_present(vocabulary.DURATION, properties)
     stream = properties.get("stream")
     return Capabilities(
         accepted_input_media=accepted_input_media(input_schema, properties) if input_schema else (),
@@ -300,9 +303,9 @@ def read_capabilities(
         max_outputs=_max_outputs(properties[num_param]) if num_param else None,
         image_sizes=_texts(image_size),
         custom_image_size=isinstance(image_size, dict) and _accepts_custom_size(image_size),
-        aspect_ratios=_texts(properties.get("aspect_ratio")),
-        resolutions=_texts(properties.get("resolution")),
-        durations=_durations(properties.get("duration")),
+        aspect_ratios=_texts(properties[aspect_ratio]) if aspect_ratio else (),
+        resolutions=_texts(properties[resolution]) if resolution else (),
+        durations=_durations(properties[duration]) if duration else (),
         lora=lora,
         streaming=bool(metadata and metadata.get("stream_url"))
         or (isinstance(stream, dict) and stream.get("type") == "boolean"),

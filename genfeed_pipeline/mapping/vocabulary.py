@@ -19,7 +19,9 @@ OUTPUT_COUNT = (
 )
 """How many outputs one request makes."""
 
-SIZE = ("image_size", "video_size", "size", "output_size")
+IMAGE_SIZE = "image_size"
+"""fal's image size input: a preset name or `{width, height}` (the mapper lists its presets)."""
+SIZE = (IMAGE_SIZE, "video_size", "size", "output_size")
 """An output size: one of fal's presets, `{width, height}`, or "WxH"."""
 
 WIDTH = ("width",)
