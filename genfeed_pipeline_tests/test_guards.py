@@ -18,10 +18,17 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from genfeed_pipeline.assets.sync import enabled_models_valid_and_priced
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.tables import models
 from genfeed_pipeline.definitions import build_definitions
-from genfeed_pipeline.resources import ClockResource, WebhookResource
+from genfeed_pipeline.resources import (
+    CatalogCheckSettings,
+    CatalogDatabase,
+    ClockResource,
+    PricingPolicyResource,
+    WebhookResource,
+)
 from genfeed_pipeline.sensors import alert_on_failed_checks, alert_on_failed_refresh, alert_on_overdue_catalog
 from genfeed_pipeline.settings import PipelineSettings
 from genfeed_pipeline.sync.history import accept, held_changes, price_on, schema_history
@@ -304,3 +311,39 @@ def test_overdue_alert_fires_once_with_a_controlled_clock(pipeline) -> None:
     assert isinstance(again, dg.SkipReason) and len(receiver.requests) == seen + 1
     overdue = receiver.requests[seen]
     assert overdue.signature_valid and overdue.json["type"] == "catalog.overdue"
+
+
+def test_enabled_models_check_flags_every_row_the_enable_rule_blocks(pipeline) -> None:
+    """Rows GenFeed's app enabled against the rule: removed, held, invalid, and (cloud) without a price. The
+    check names exactly those, each with the rule's reason, and passes the rows enabled by policy."""
+    defs, instance, engine, _, database_path = pipeline
+    assert refresh(defs, instance).success
+    rows = table_rows(engine)
+    enabled = sorted(i for i, row in rows.items() if row["enabled"] and row["cost_per_call"] is not None)
+    removed, held, invalid, unpriced = enabled[:4]
+    changes = {
+        removed: {"status": "removed"},
+        held: {"review_reason": "required input 'prompt' removed"},
+        invalid: {"validation_errors": ["no price"]},
+        unpriced: {"cost_per_call": None},
+    }
+    with engine.begin() as connection:
+        for endpoint_id, values in changes.items():
+            connection.execute(sa.update(models).where(models.c.id == endpoint_id).values(**values))
+
+    result = enabled_models_valid_and_priced(
+        database=CatalogDatabase(url=f"sqlite:///{database_path}"),
+        pricing=PricingPolicyResource(),
+        catalog_checks=CatalogCheckSettings(),
+    )
+    assert not result.passed
+    offending = {
+        record.data["endpoint_id"]: record.data["problems"]
+        for record in result.metadata["offending_models"].value.records
+    }
+    assert offending == {
+        removed: "removed by fal",
+        held: "held for review: required input 'prompt' removed",
+        invalid: "invalid: no price",
+        unpriced: "no cost per call",
+    }

@@ -33,7 +33,14 @@ from genfeed_pipeline.admin.filters import ModelFilter
 from genfeed_pipeline.clock import utc_now
 from genfeed_pipeline.db.tables import ModelRow, model_admin_actions, models
 from genfeed_pipeline.sync import history
-from genfeed_pipeline.sync.enabled import decide_enabled, managed, operator_choice, row_state
+from genfeed_pipeline.sync.enabled import (
+    Block,
+    blocked,
+    decide_enabled,
+    managed,
+    operator_choice,
+    row_state,
+)
 from genfeed_pipeline.sync.history import HeldChange, held_changes
 from genfeed_pipeline.sync.store import CatalogNotMigrated, CatalogStore, locked_transaction, require_migrated
 
@@ -129,18 +136,23 @@ class ActionOutcome:
 
 
 def why_not_enable(row: Mapping[str, Any]) -> str | None:
-    """Why an operator may not enable this model (precedence step (1) of the contract), or None."""
-    if row.get("status") == "removed":
+    """Why an operator may not enable this model (the rule's step (1), `blocked`), or None. Validation is
+    the pipeline's verdict on its own rows: a row GenFeed's app owns is not blocked by it."""
+    state = row_state(row)
+    if not managed(row):
+        state = replace(state, validation_errors=())
+    block = blocked(state)
+    if block is None:
+        return None
+    if block[0] is Block.REMOVED:
         return "removed from fal's catalog: it cannot be enabled"
-    if row.get("review_reason"):
+    if block[0] is Block.HELD:
         return (
-            f"held for review ({row['review_reason']}): accept the schema change first "
+            f"held for review ({state.held}): accept the schema change first "
             f"(genfeed-catalog accept {row['id']})"
         )
-    if managed(row) and row.get("validation_errors"):
-        errors = "; ".join(str(error) for error in row["validation_errors"])
-        return f"invalid ({errors}): the sync keeps invalid models disabled"
-    return None
+    errors = "; ".join(str(error) for error in state.validation_errors)
+    return f"invalid ({errors}): the sync keeps invalid models disabled"
 
 
 def policy_target(row: Mapping[str, Any]) -> bool:

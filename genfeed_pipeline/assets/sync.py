@@ -28,7 +28,7 @@ from genfeed_pipeline.resources import (
     PricingPolicyResource,
     WebhookResource,
 )
-from genfeed_pipeline.sync.enabled import managed, row_state
+from genfeed_pipeline.sync.enabled import blocked, managed, row_state
 from genfeed_pipeline.sync.events import sync_change_items
 from genfeed_pipeline.sync.plan import SyncContext, SyncMode
 from genfeed_pipeline.usage.store import RealizedWindow, load_realized
@@ -314,17 +314,16 @@ def unique_endpoint_ids(
 def enabled_models_valid_and_priced(
     database: CatalogDatabase, pricing: PricingPolicyResource, catalog_checks: CatalogCheckSettings
 ) -> dg.AssetCheckResult:
-    """Every enabled fal model in `models` is valid, still at fal, and (in cloud, where a price must cover
-    fal's cost) priced; core enables valid models whatever their price, as the enable rule says."""
+    """Every enabled fal model in `models` is enabled as the rule allows (not removed, held or invalid:
+    `blocked`) and, in cloud, where a price must cover fal's cost, priced; core enables valid models
+    whatever their price, as the enable rule says."""
     cloud = pricing.policy().is_cloud
     offending = []
     for endpoint_id, row in database.store().current_rows().items():
         if row.get("provider") != "fal" or not row.get("enabled"):
             continue
-        state = row_state(row)
-        problems = list(state.validation_errors)
-        if state.removed:
-            problems.append("removed by fal")
+        block = blocked(row_state(row))
+        problems = [block[1]] if block else []
         if cloud and row.get("cost_per_call") is None and fixed_price_of(row.get("pricing")) is None:
             problems.append("no cost per call")
         if problems:

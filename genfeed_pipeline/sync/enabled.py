@@ -15,6 +15,7 @@ Plain Python over plain values; the sync, the admin actions, the checks and the 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,14 +65,30 @@ def policy_verdict(
     return PolicyVerdict(True, "valid and priced")
 
 
+class Block(enum.Enum):
+    """Step (1): what keeps a model disabled whatever anyone chooses."""
+
+    REMOVED = "removed"
+    HELD = "held"
+    INVALID = "invalid"
+
+
+def blocked(state: ModelState) -> tuple[Block, str] | None:
+    """Step (1) of the precedence: why nobody, not even an operator, can enable the model; None when
+    nothing blocks it."""
+    if state.removed:
+        return Block.REMOVED, "removed by fal"
+    if state.held:
+        return Block.HELD, f"held for review: {state.held}"
+    if state.validation_errors:
+        return Block.INVALID, "invalid: " + "; ".join(state.validation_errors)
+    return None
+
+
 def decide_enabled(state: ModelState) -> EnableDecision:
     """The contract's precedence: removed, held or invalid; else the operator's choice; else policy."""
-    if state.removed:
-        return EnableDecision(False, "removed by fal")
-    if state.held:
-        return EnableDecision(False, f"held for review: {state.held}")
-    if state.validation_errors:
-        return EnableDecision(False, "invalid: " + "; ".join(state.validation_errors))
+    if block := blocked(state):
+        return EnableDecision(False, block[1])
     if state.operator_choice is not None:
         choice = "enabled" if state.operator_choice else "disabled"
         return EnableDecision(state.operator_choice, f"{choice} by an operator", by_operator=True)
@@ -83,22 +100,23 @@ def managed(row: Mapping[str, Any]) -> bool:
     return row.get("managed_by") == MANAGED_BY_PIPELINE
 
 
-def operator_choice(row: Mapping[str, Any]) -> bool | None:
-    """The operator's choice on a row: the one recorded in `operator_enabled`, else (managed rows) an
-    `enabled` that differs from what the sync last wrote; None when nobody has chosen."""
-    last_written = row.get("enabled_by_sync")
-    if managed(row) and last_written is not None and bool(row.get("enabled")) != bool(last_written):
-        return bool(row.get("enabled"))
-    recorded = row.get("operator_enabled")
-    return None if recorded is None else bool(recorded)
-
-
 def unrecorded_choice(row: Mapping[str, Any]) -> bool | None:
-    """An operator's choice made in GenFeed's admin since the last sync and not yet recorded."""
+    """An operator's choice made in GenFeed's admin since the last sync and not yet recorded: on a managed
+    row, an `enabled` that differs from what the sync last wrote."""
     last_written = row.get("enabled_by_sync")
     if managed(row) and last_written is not None and bool(row.get("enabled")) != bool(last_written):
         return bool(row.get("enabled"))
     return None
+
+
+def operator_choice(row: Mapping[str, Any]) -> bool | None:
+    """The operator's choice on a row: one made since the last sync, else the one recorded in
+    `operator_enabled`; None when nobody has chosen."""
+    unrecorded = unrecorded_choice(row)
+    if unrecorded is not None:
+        return unrecorded
+    recorded = row.get("operator_enabled")
+    return None if recorded is None else bool(recorded)
 
 
 def row_state(row: Mapping[str, Any]) -> ModelState:
