@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from genfeed_pipeline.cli import main as cli_main
 from genfeed_pipeline.db import tables
 from genfeed_pipeline.db.engine import create_catalog_engine
 from genfeed_pipeline.db.migrate import current_revision, head_revision, upgrade_to_head
@@ -435,5 +436,45 @@ def test_backup_and_restore_of_the_catalog_tables(
             timeout=120,
         )
         assert table_contents(engine) == before
+    finally:
+        engine.dispose()
+
+
+READ_COMMANDS = [
+    ["list"],
+    ["show", "fal-ai/flux/dev"],
+    ["estimate", "fal-ai/flux/dev"],
+    ["cheapest", "--type", "image"],
+    ["recommendations"],
+    ["accept", "--dry-run"],
+]
+
+
+def test_reads_of_an_unmigrated_catalog_refuse_and_change_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only `migrate` and the writing jobs migrate: a read command finds no tables, or older ones, says to
+    run `genfeed-catalog migrate`, and leaves the database exactly as it was (no file, no table, no row)."""
+    monkeypatch.setenv("GENFEED_DATABASE_URL", database_url)
+    engine = sa.create_engine(database_url)
+    sqlite_file = Path(sa.make_url(database_url).database or "")
+    try:
+        for argv in READ_COMMANDS:
+            assert cli_main(argv) == 1, argv
+            assert "run `genfeed-catalog migrate`" in capsys.readouterr().err, argv
+        if engine.dialect.name == "sqlite":
+            assert not sqlite_file.exists(), "a read created the database file"
+        else:
+            assert schema_of(engine) == {}, "a read created tables"
+
+        assert upgrade_to_head(engine, revision=FIRST_REVISION) == FIRST_REVISION
+        fill_first_version(engine)
+        schema, contents = schema_of(engine), table_contents(engine)
+        for argv in READ_COMMANDS:
+            assert cli_main(argv) == 1, argv
+            error = capsys.readouterr().err
+            assert f"at revision {FIRST_REVISION}" in error and "nothing was changed" in error, (argv, error)
+        assert current_revision(engine) == FIRST_REVISION
+        assert schema_of(engine) == schema and table_contents(engine) == contents
     finally:
         engine.dispose()
