@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from genfeed_pipeline.admin.recommendations import apply_recommendations
+from genfeed_pipeline.assets.metadata import evidence_rows
 from genfeed_pipeline.db.tables import model_price_history, models
 from genfeed_pipeline.pricing.policy import CLOUD
 from genfeed_pipeline.report.markdown import escape
@@ -157,6 +158,10 @@ def test_three_days_are_summed_priced_and_checked(pipeline: Pipeline) -> None:
     assert day1["unpriced_cost"] == pytest.approx(0.3)
     assert escape(KLING) in day1["losing_models"] and escape(IDEOGRAM) not in day1["losing_models"]
     assert "kling" in day1["top_models"]
+    # Billed units by fal's unit, never added across units: ideogram 10 + 5 images and the unknown model's 3.
+    assert day1["billed_units"] == {"images": 18.0, "megapixels": 8.0, "seconds": 200.0}
+    kling_line = next(line for line in day1["top_models"].splitlines() if escape(KLING) in line)
+    assert "| 5 | 200 seconds | $19 |" in kling_line, kling_line
 
     billed = check_result(result, "billed_unit_price_matches_catalog")
     assert not billed.passed
@@ -291,3 +296,18 @@ def test_the_catalog_report_and_recommendations_read_the_last_30_days(pipeline: 
         ).scalar()
     assert enabled[ULTRA] is False
     assert kling_price != Decimal("12.6667")
+
+
+def test_a_check_shows_every_flagged_endpoint_however_many_days_it_spans() -> None:
+    """A 300-day backfill flagging three endpoints every day: the table keeps to 500 rows and still names
+    each endpoint, on its latest day; a thousand endpoints flagged once each are all shown."""
+    days = [(date(2026, 1, 1) + timedelta(days=offset)).isoformat() for offset in range(300)]
+    flagged = [{"day": day, "endpoint_id": endpoint} for day in days for endpoint in ("a/x", "b/y", "c/z")]
+    shown = evidence_rows(flagged, key="endpoint_id", limit=500)
+    assert len(shown) == 500 and {row["endpoint_id"] for row in shown} == {"a/x", "b/y", "c/z"}
+    assert all(row in shown for row in flagged[-3:]), "each endpoint's latest day"
+    assert shown == sorted(shown, key=flagged.index), "in their order"
+
+    many = [{"day": days[0], "endpoint_id": f"owner/model-{index}"} for index in range(1000)]
+    assert evidence_rows(many, key="endpoint_id", limit=500) == many
+    assert evidence_rows(flagged[:7], key="endpoint_id", limit=500) == flagged[:7]

@@ -40,3 +40,19 @@ def preview_table(
         records.append(dg.TableRecord({name: _cell(row.get(name)) for name, _ in columns}))
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
     return dg.MetadataValue.table(records, schema=schema)
+
+
+def evidence_rows(rows: Sequence[Mapping[str, Any]], *, key: str, limit: int) -> list[Mapping[str, Any]]:
+    """The rows a check's evidence table shows: every distinct `key` at least once (its last row), then the
+    other rows in their order, up to `limit` rows or one per key, whichever is more. A long backfill can
+    flag thousands of (day, endpoint) rows; no flagged endpoint is ever left out of the table."""
+    last_of_key = {row[key]: index for index, row in enumerate(rows)}
+    chosen = set(last_of_key.values())
+    room = max(limit, len(chosen)) - len(chosen)
+    for index in range(len(rows)):
+        if room <= 0:
+            break
+        if index not in chosen:
+            chosen.add(index)
+            room -= 1
+    return [rows[index] for index in sorted(chosen)]

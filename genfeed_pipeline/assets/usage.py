@@ -23,8 +23,9 @@ import dagster as dg
 import sqlalchemy as sa
 
 from genfeed_pipeline.assets.discovery import OWNERS
-from genfeed_pipeline.assets.metadata import preview_table
+from genfeed_pipeline.assets.metadata import evidence_rows, preview_table
 from genfeed_pipeline.clock import utc_now
+from genfeed_pipeline.exact_json import decimal_number_text
 from genfeed_pipeline.fal.usage_source import DAYS_PER_BATCH, DayUsageFetch
 from genfeed_pipeline.pricing.money import money_text
 from genfeed_pipeline.pricing.policy import PricingPolicy
@@ -59,6 +60,7 @@ USAGE_PROFITABILITY = dg.AssetKey("usage_profitability")
 BILLED_PRICE_CHECK = dg.AssetCheckKey(FAL_USAGE, "billed_unit_price_matches_catalog")
 MARGIN_CHECK = dg.AssetCheckKey(USAGE_PROFITABILITY, "realized_margin_below_target")
 TOP_MODELS = 10
+EVIDENCE_ROWS = 500
 ZERO = Decimal(0)
 
 
@@ -238,9 +240,14 @@ def _usage_metadata(
     }
 
 
+def _units_text(figures: Realized) -> str:
+    return ", ".join(f"{decimal_number_text(quantity)} {unit}" for unit, quantity in figures.billed_units)
+
+
 def _figures_line(figures: Realized) -> list[object]:
     return [
         figures.requests,
+        _units_text(figures),
         money_text(figures.fal_cost),
         money_text(figures.revenue_rate_card),
         _percent(figures.margin_rate_card),
@@ -262,6 +269,7 @@ MODEL_HEADERS = [
     "endpoint_id",
     "type",
     "requests",
+    "billed units",
     "fal cost",
     "revenue (rate card)",
     "margin (rate card)",
@@ -278,6 +286,9 @@ def _profitability_metadata(day: Profitability) -> dict[str, Any]:
         "revenue_rate_card": float(totals.revenue_rate_card or 0),
         "revenue_per_call": float(totals.revenue_per_call or 0),
         "requests": totals.requests,
+        "billed_units": dg.MetadataValue.json(
+            {unit: float(quantity) for unit, quantity in totals.billed_units}
+        ),
         "models": len(day.models),
         "losing_model_count": len(day.losing),
         "unpriced_cost": float(totals.unpriced_cost),
@@ -341,25 +352,36 @@ def _billed_price_result(
     checked = sum(review.checked for _, review in reviews)
     unknown = sorted({endpoint for _, review in reviews for endpoint in review.unknown_endpoints})
     unpriced = sorted({endpoint for _, review in reviews for endpoint in review.unpriced_endpoints})
+    shown = evidence_rows(flagged, key="endpoint_id", limit=EVIDENCE_ROWS)
     return dg.AssetCheckResult(
         check_name=BILLED_PRICE_CHECK.name,
         asset_key=FAL_USAGE,
         passed=not flagged,
         severity=severity,
         description=f"{len(flagged)} of {checked} billed lines differ from the catalog's price "
-        f"({_days_text(reviews)})",
+        f"({_days_text(reviews)}){_shown_text(shown, flagged)}",
         metadata={
             "days": _days_text(reviews),
             "expected": "the catalog's unit price of the day, within 1%, before discount, in the same unit",
             "checked_lines": checked,
             "flagged_count": len(flagged),
-            "flagged": preview_table(flagged, columns, limit=500),
+            "flagged_rows_shown": len(shown),
+            "flagged": preview_table(shown, columns, limit=len(shown)),
             "flagged_endpoints": dg.MetadataValue.md(
                 markdown.bullet_list(sorted({row["endpoint_id"] for row in flagged}))
             ),
             "unknown_endpoints": dg.MetadataValue.md(markdown.bullet_list(unknown)),
             "unpriced_endpoints": dg.MetadataValue.md(markdown.bullet_list(unpriced)),
         },
+    )
+
+
+def _shown_text(shown: Sequence[object], flagged: Sequence[object]) -> str:
+    if len(shown) == len(flagged):
+        return ""
+    return (
+        f"; the table shows {len(shown)} of the {len(flagged)} rows: "
+        "every flagged endpoint, its latest day at least"
     )
 
 
@@ -410,20 +432,22 @@ def _margin_result(
         for day, review in reviews
         for finding in review.flagged
     ]
+    shown = evidence_rows(flagged, key="endpoint_id", limit=EVIDENCE_ROWS)
     return dg.AssetCheckResult(
         check_name=MARGIN_CHECK.name,
         asset_key=USAGE_PROFITABILITY,
         passed=not flagged,
         severity=severity,
         description=f"{len(flagged)} model-days of {checked} below {_percent(threshold)} "
-        f"({_days_text(reviews)})",
+        f"({_days_text(reviews)}){_shown_text(shown, flagged)}",
         metadata={
             "days": _days_text(reviews),
             "target_margin": float(policy.margin),
             "threshold": float(threshold),
             "checked_model_days": checked,
             "flagged_count": len(flagged),
-            "flagged": preview_table(flagged, columns, limit=500),
+            "flagged_rows_shown": len(shown),
+            "flagged": preview_table(shown, columns, limit=len(shown)),
             "flagged_endpoints": dg.MetadataValue.md(
                 markdown.bullet_list(sorted({row["endpoint_id"] for row in flagged}))
             ),

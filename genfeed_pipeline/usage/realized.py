@@ -31,7 +31,7 @@ class Realized:
     """Requests, cost and both revenue readings of a set of rows, with their margins."""
 
     requests: int
-    billed_units: Decimal
+    billed_units: tuple[tuple[str, Decimal], ...]  # (fal's unit, quantity billed), by unit
     fal_cost: Decimal
     revenue_rate_card: Decimal | None
     revenue_per_call: Decimal | None
@@ -58,6 +58,14 @@ class Realized:
         return self.fal_cost - self.cost_with_revenue
 
 
+def billed_units(rows: Iterable[UsageRow]) -> tuple[tuple[str, Decimal], ...]:
+    """The quantity fal billed in each unit: units differ between models, so they are never added up."""
+    quantities: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        quantities[row.unit] += row.quantity
+    return tuple(sorted(quantities.items()))
+
+
 def realize(rows: Sequence[UsageRow]) -> Realized:
     by_endpoint: dict[str, list[UsageRow]] = defaultdict(list)
     for row in rows:
@@ -81,7 +89,7 @@ def realize(rows: Sequence[UsageRow]) -> Realized:
             cost_with_revenue += endpoint_cost
     return Realized(
         requests=sum(row.requests or 0 for row in rows),
-        billed_units=sum((row.quantity for row in rows), ZERO),
+        billed_units=billed_units(rows),
         fal_cost=sum((row.cost_total for row in rows), ZERO),
         revenue_rate_card=_sum(row.revenue_rate_card for row in rows),
         revenue_per_call=_sum(row.revenue_per_call for row in rows),
@@ -96,7 +104,6 @@ def realize(rows: Sequence[UsageRow]) -> Realized:
 class ModelRealized:
     endpoint_id: str
     model_type: str
-    units: tuple[str, ...]
     figures: Realized
 
     @property
@@ -140,7 +147,6 @@ def profitability(
             ModelRealized(
                 endpoint_id=endpoint_id,
                 model_type=model_types.get(endpoint_id, UNKNOWN_TYPE),
-                units=tuple(sorted({row.unit for row in endpoint_rows})),
                 figures=realize(endpoint_rows),
             )
             for endpoint_id, endpoint_rows in by_endpoint.items()
