@@ -131,7 +131,14 @@ def refresh_under_way(instance: dg.DagsterInstance) -> bool:
     return bool(records)
 
 
-def build_new_models_sensor(poll_seconds: int = 300) -> dg.SensorDefinition:
+POLL_DEADLINE_SECONDS = 40.0
+"""How long the new-models poll waits for fal's whole list: well inside the 60 s Dagster gives a sensor
+evaluation, so a hanging fal ends the tick as a skip with its reason, not as a timed-out tick."""
+
+
+def build_new_models_sensor(
+    poll_seconds: int = 300, poll_deadline_seconds: float = POLL_DEADLINE_SECONDS
+) -> dg.SensorDefinition:
     """The poll interval is configuration (`GENFEED_NEW_MODEL_POLL_SECONDS`), so it is fixed when the code
     location loads."""
 
@@ -150,7 +157,7 @@ def build_new_models_sensor(poll_seconds: int = 300) -> dg.SensorDefinition:
         database: CatalogDatabase,
         catalog_checks: CatalogCheckSettings,
     ) -> dg.SensorResult:
-        poll = fal.catalog_source(context.log).poll_endpoint_ids()
+        poll = fal.catalog_source(context.log).poll_endpoint_ids(poll_deadline_seconds)
         try:
             held, previous = database.store().held_endpoints()
         except CatalogNotMigrated as error:

@@ -17,6 +17,7 @@ from dagster._core.definitions.sensor_definition import SensorExecutionData
 from genfeed_pipeline.db.tables import models
 from genfeed_pipeline.jobs import REFRESH_TAGS
 from genfeed_pipeline.resources import FalApiResource, FalCatalogResource, FalSnapshotResource
+from genfeed_pipeline.sensors import build_new_models_sensor
 from genfeed_pipeline.sync.new_models import decide_new_models
 from genfeed_pipeline_tests.fal_emulator import MODELS_PATH, Fault
 from genfeed_pipeline_tests.faults_support import (
@@ -184,6 +185,31 @@ def test_a_poll_that_cannot_be_trusted_requests_nothing(pipeline: tuple[Pipeline
     assert len(pipeline.emulator.requests) == before, "offline: fal is not asked"
     assert result.run_requests == [] and "offline" in result.skip_message
     assert row_ids(pipeline) == rows_before, "no poll ever changes the table"
+
+
+def test_a_hanging_fal_ends_the_tick_as_a_skip_with_its_reason(pipeline: tuple[Pipeline, dict]) -> None:
+    """fal accepting the connection and never answering: with the client's own timeouts (30 s, five
+    attempts) the tick would outlast the 60 s Dagster gives a sensor; the poll's deadline ends it first."""
+    pipeline, hidden = pipeline
+    reveal(pipeline, hidden)
+    rows_before = row_ids(pipeline)
+    patient = FalApiResource(
+        cache_path=str(pipeline.data_dir / "fal_cache.sqlite3"),
+        api_key=dg.EnvVar("FAL_KEY"),
+        base_url=pipeline.env["FAL_API_BASE_URL"],
+        openapi_url=pipeline.env["FAL_OPENAPI_URL"],
+    )
+    pipeline.emulator.inject(Fault(path=MODELS_PATH, kind="delay", delay=30, times=None))
+    sensor = build_new_models_sensor(poll_seconds=300, poll_deadline_seconds=1)
+    context = dg.build_sensor_context(
+        instance=pipeline.instance, resources=sensor_resources(pipeline, fal=patient)
+    )
+    result = sensor.evaluate_tick(context)
+    assert result.run_requests == []
+    assert "fal's list failed: no whole answer within 1 s" in result.skip_message
+    pipeline.emulator.clear_faults()
+    assert len(evaluate(pipeline).run_requests) == 1, "the next poll that fal answers requests the model"
+    assert row_ids(pipeline) == rows_before
 
 
 def test_the_decision_rules() -> None:

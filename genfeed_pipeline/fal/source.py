@@ -101,8 +101,9 @@ class CatalogSource(ABC):
         """The list with prices, and the schemas; only `endpoint_ids` when given."""
 
     @abstractmethod
-    def poll_endpoint_ids(self) -> EndpointPoll:
-        """Every id fal lists (active and deprecated), and nothing else: the cheapest look at what is new."""
+    def poll_endpoint_ids(self, deadline_seconds: float | None = None) -> EndpointPoll:
+        """Every id fal lists (active and deprecated), and nothing else: the cheapest look at what is new;
+        a failed poll when the list is not whole within `deadline_seconds`."""
 
     # -- offline answers, shared by both implementations ------------------------------------------
 
@@ -201,7 +202,7 @@ class OfflineCatalogSource(CatalogSource):
     ) -> tuple[CatalogListing, SchemaSet]:
         return self.offline_discovery(endpoint_ids, self.reason)
 
-    def poll_endpoint_ids(self) -> EndpointPoll:
+    def poll_endpoint_ids(self, deadline_seconds: float | None = None) -> EndpointPoll:
         return EndpointPoll(None, failure=f"offline ({self.reason}): fal's list is not read")
 
 
@@ -235,15 +236,23 @@ class LiveCatalogSource(CatalogSource):
         except FalUnreachableError as exc:
             return self.offline_discovery(requested, f"fal is unreachable ({exc})")
 
-    def poll_endpoint_ids(self) -> EndpointPoll:
-        """A failing page fails the whole poll: a partial list would make known endpoints look new."""
+    def poll_endpoint_ids(self, deadline_seconds: float | None = None) -> EndpointPoll:
+        """A failing page fails the whole poll: a partial list would make known endpoints look new. With
+        `deadline_seconds`, a list that takes longer (fal hanging, long Retry-After waits) fails the poll
+        too, so that a caller with a time limit of its own (a sensor tick) can still say why."""
 
         async def list_ids() -> EndpointPoll:
             async with FalPlatformClient(self.settings, self._api_key) as fal:
                 try:
-                    items = await fal.list_models()
+                    items = await asyncio.wait_for(fal.list_models(), timeout=deadline_seconds)
                 except FalApiError as exc:
                     return EndpointPoll(None, fal.requests_sent, f"fal's list failed: {exc}")
+                except TimeoutError:
+                    return EndpointPoll(
+                        None,
+                        fal.requests_sent,
+                        f"fal's list failed: no whole answer within {deadline_seconds:g} s",
+                    )
                 return EndpointPoll(frozenset(item.endpoint_id for item in items), fal.requests_sent)
 
         return run_sync(list_ids)
