@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,19 @@ from genfeed_pipeline_tests.fal_emulator import EmulatedCatalog, EmulatorSetting
 TEST_FAL_KEY = "fal-test-key-id:fal-test-key-secret-9f8e7d"
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Signals as an interactive shell gives them, however the suite was started.
+
+    Started in the background (`nohup`, `cmd &` without job control), a process inherits SIGINT ignored.
+    Dagster maps SIGTERM to SIGINT's handler while it runs a job in process, so SIGTERM becomes ignored
+    too and every process the tests start after that (the emulator, `genfeed-catalog`, the `tail` that
+    mirrors a step's logs) outlives the `terminate()` meant to stop it, and the test waits on it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def shared_dir() -> Path | None:
