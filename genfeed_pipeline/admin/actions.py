@@ -144,9 +144,9 @@ def why_not_enable(row: Mapping[str, Any]) -> str | None:
     block = blocked(state)
     if block is None:
         return None
-    if block[0] is Block.REMOVED:
+    if block.kind is Block.REMOVED:
         return "removed from fal's catalog: it cannot be enabled"
-    if block[0] is Block.HELD:
+    if block.kind is Block.HELD:
         return (
             f"held for review ({state.held}): accept the schema change first "
             f"(genfeed-catalog accept {row['id']})"

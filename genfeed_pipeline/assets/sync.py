@@ -323,7 +323,7 @@ def enabled_models_valid_and_priced(
         if row.get("provider") != "fal" or not row.get("enabled"):
             continue
         block = blocked(row_state(row))
-        problems = [block[1]] if block else []
+        problems = [block.reason] if block else []
         if cloud and row.get("cost_per_call") is None and fixed_price_of(row.get("pricing")) is None:
             problems.append("no cost per call")
         if problems:

@@ -73,22 +73,28 @@ class Block(enum.Enum):
     INVALID = "invalid"
 
 
-def blocked(state: ModelState) -> tuple[Block, str] | None:
+@dataclass(frozen=True)
+class Blocked:
+    kind: Block
+    reason: str
+
+
+def blocked(state: ModelState) -> Blocked | None:
     """Step (1) of the precedence: why nobody, not even an operator, can enable the model; None when
     nothing blocks it."""
     if state.removed:
-        return Block.REMOVED, "removed by fal"
+        return Blocked(Block.REMOVED, "removed by fal")
     if state.held:
-        return Block.HELD, f"held for review: {state.held}"
+        return Blocked(Block.HELD, f"held for review: {state.held}")
     if state.validation_errors:
-        return Block.INVALID, "invalid: " + "; ".join(state.validation_errors)
+        return Blocked(Block.INVALID, "invalid: " + "; ".join(state.validation_errors))
     return None
 
 
 def decide_enabled(state: ModelState) -> EnableDecision:
     """The contract's precedence: removed, held or invalid; else the operator's choice; else policy."""
     if block := blocked(state):
-        return EnableDecision(False, block[1])
+        return EnableDecision(False, block.reason)
     if state.operator_choice is not None:
         choice = "enabled" if state.operator_choice else "disabled"
         return EnableDecision(state.operator_choice, f"{choice} by an operator", by_operator=True)
