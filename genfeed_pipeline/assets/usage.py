@@ -352,34 +352,42 @@ def _billed_price_result(
     checked = sum(review.checked for _, review in reviews)
     unknown = sorted({endpoint for _, review in reviews for endpoint in review.unknown_endpoints})
     unpriced = sorted({endpoint for _, review in reviews for endpoint in review.unpriced_endpoints})
-    shown = evidence_rows(flagged, key="endpoint_id", limit=EVIDENCE_ROWS)
+    evidence, shown_text = _flagged_evidence(flagged, columns)
     return dg.AssetCheckResult(
         check_name=BILLED_PRICE_CHECK.name,
         asset_key=FAL_USAGE,
         passed=not flagged,
         severity=severity,
         description=f"{len(flagged)} of {checked} billed lines differ from the catalog's price "
-        f"({_days_text(reviews)}){_shown_text(shown, flagged)}",
+        f"({_days_text(reviews)}){shown_text}",
         metadata={
             "days": _days_text(reviews),
             "expected": "the catalog's unit price of the day, within 1%, before discount, in the same unit",
             "checked_lines": checked,
-            "flagged_count": len(flagged),
-            "flagged_rows_shown": len(shown),
-            "flagged": preview_table(shown, columns, limit=len(shown)),
-            "flagged_endpoints": dg.MetadataValue.md(
-                markdown.bullet_list(sorted({row["endpoint_id"] for row in flagged}))
-            ),
+            **evidence,
             "unknown_endpoints": dg.MetadataValue.md(markdown.bullet_list(unknown)),
             "unpriced_endpoints": dg.MetadataValue.md(markdown.bullet_list(unpriced)),
         },
     )
 
 
-def _shown_text(shown: Sequence[object], flagged: Sequence[object]) -> str:
+def _flagged_evidence(
+    flagged: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]
+) -> tuple[dict[str, Any], str]:
+    """A check's evidence: the `flagged` table (every flagged endpoint in it, however long the run), its
+    counts and the flagged endpoints; and what the description adds when rows were left out."""
+    shown = evidence_rows(flagged, key="endpoint_id", limit=EVIDENCE_ROWS)
+    evidence = {
+        "flagged_count": len(flagged),
+        "flagged_rows_shown": len(shown),
+        "flagged": preview_table(shown, columns, limit=len(shown)),
+        "flagged_endpoints": dg.MetadataValue.md(
+            markdown.bullet_list(sorted({row["endpoint_id"] for row in flagged}))
+        ),
+    }
     if len(shown) == len(flagged):
-        return ""
-    return (
+        return evidence, ""
+    return evidence, (
         f"; the table shows {len(shown)} of the {len(flagged)} rows: "
         "every flagged endpoint, its latest day at least"
     )
@@ -432,24 +440,19 @@ def _margin_result(
         for day, review in reviews
         for finding in review.flagged
     ]
-    shown = evidence_rows(flagged, key="endpoint_id", limit=EVIDENCE_ROWS)
+    evidence, shown_text = _flagged_evidence(flagged, columns)
     return dg.AssetCheckResult(
         check_name=MARGIN_CHECK.name,
         asset_key=USAGE_PROFITABILITY,
         passed=not flagged,
         severity=severity,
         description=f"{len(flagged)} model-days of {checked} below {_percent(threshold)} "
-        f"({_days_text(reviews)}){_shown_text(shown, flagged)}",
+        f"({_days_text(reviews)}){shown_text}",
         metadata={
             "days": _days_text(reviews),
             "target_margin": float(policy.margin),
             "threshold": float(threshold),
             "checked_model_days": checked,
-            "flagged_count": len(flagged),
-            "flagged_rows_shown": len(shown),
-            "flagged": preview_table(shown, columns, limit=len(shown)),
-            "flagged_endpoints": dg.MetadataValue.md(
-                markdown.bullet_list(sorted({row["endpoint_id"] for row in flagged}))
-            ),
+            **evidence,
         },
     )
