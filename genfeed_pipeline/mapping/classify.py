@@ -272,6 +272,12 @@ def _durations(node: Any) -> tuple[str, ...]:
     return (_number_text(low), _number_text(high))
 
 
+def _first_node(names: tuple[str, ...], properties: dict) -> Any:
+    """The schema node of the first of `names` the properties have, or None."""
+    name = vocabulary.first_present(names, properties)
+    return properties[name] if name is not None else None
+
+
 def _texts(node: Any) -> tuple[str, ...]:
     return tuple(str(value) for value in enum_values(node)) if node is not None else ()
 
@@ -291,9 +297,6 @@ def read_capabilities(
         elif name.startswith("lora"):
             lora = True
     image_size = properties.get(vocabulary.IMAGE_SIZE)
-    aspect_ratio = vocabulary.first_present(vocabulary.ASPECT_RATIO, properties)
-    resolution = vocabulary.first_present(vocabulary.RESOLUTION, properties)
-    duration = vocabulary.first_present(vocabulary.DURATION, properties)
     stream = properties.get("stream")
     return Capabilities(
         accepted_input_media=accepted_input_media(input_schema, properties) if input_schema else (),
@@ -303,9 +306,9 @@ def read_capabilities(
         max_outputs=_max_outputs(properties[num_param]) if num_param else None,
         image_sizes=_texts(image_size),
         custom_image_size=isinstance(image_size, dict) and _accepts_custom_size(image_size),
-        aspect_ratios=_texts(properties[aspect_ratio]) if aspect_ratio else (),
-        resolutions=_texts(properties[resolution]) if resolution else (),
-        durations=_durations(properties[duration]) if duration else (),
+        aspect_ratios=_texts(_first_node(vocabulary.ASPECT_RATIO, properties)),
+        resolutions=_texts(_first_node(vocabulary.RESOLUTION, properties)),
+        durations=_durations(_first_node(vocabulary.DURATION, properties)),
         lora=lora,
         streaming=bool(metadata and metadata.get("stream_url"))
         or (isinstance(stream, dict) and stream.get("type") == "boolean"),
